@@ -1,0 +1,61 @@
+"""dataexplore: see what your computer-vision dataset is missing, inside a notebook.
+
+The common path is three calls::
+
+    import dataexplore as dx
+    emb = dx.embed("fashion-mnist:test:2000", model="fashion-tiny")   # CLIP vectors, cached
+    proj = dx.project(emb)                                             # 2-D UMAP map, cached
+    proj.to_frame()                                                    # id, x, y
+
+Heavy dependencies (torch, open_clip, umap) are imported on first use, so
+``import dataexplore`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from ._version import __version__
+from .errors import DataexploreError, MissingDependencyError, ModelError, SourceError
+
+_LAZY = {
+    "load": "samples",
+    "Samples": "samples",
+    "embed": "embed",
+    "embed_text": "embed",
+    "Embeddings": "embeddings",
+    "project": "project",
+    "Projection": "project",
+    "load_model": "models",
+    "datasets": None,
+    "models": None,
+    "cache": None,
+    "images": None,
+}
+
+__all__ = ["__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import cache, datasets, images, models
+    from .embed import embed, embed_text
+    from .embeddings import Embeddings
+    from .models import load_model
+    from .project import Projection, project
+    from .samples import Samples, load
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dataexplore' has no attribute {name!r}")
+    module = _LAZY[name]
+    if module is None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,146 @@
+"""The ``dataexplore`` command line: embed, project, demo.
+
+Progress goes to stderr with a one-line summary; bad input gives a one-line error and exit
+status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import DataexploreError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dataexplore", description="Embed and map image datasets.")
+    p.add_argument("--version", action="version", version=f"dataexplore {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("embed", help="embed images with CLIP into a Parquet file (id, embedding)")
+    e.add_argument("source", help="folder, .csv/.parquet table with 'filepath', or fashion-mnist[:train|test[:N]]")
+    e.add_argument("--out", required=True, type=Path, help="output .parquet file")
+    e.add_argument("--model", default="fashion-tiny", help="fashion-tiny (built in), an open_clip architecture, "
+                   "or local-dir:/path (default: fashion-tiny)")
+    e.add_argument("--pretrained", default=None, help="weights tag (downloaded) or local weights file")
+    e.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
+    e.add_argument("--batch-size", type=int, default=None)
+    e.add_argument("--workers", type=int, default=None, help="decoding processes")
+    e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    e.add_argument("--decode", default="pil", choices=["pil", "torchvision"],
+                   help="torchvision: decode JPEGs on the GPU with nvJPEG")
+    e.add_argument("--cache-dir", default=None, help="cache folder (default: $DATAEXPLORE_CACHE_DIR or user cache)")
+    e.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    e.add_argument("--failures", type=Path, default=None, help="write the failed images (id, reason) to this CSV")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pr = sub.add_parser("project", help="map embeddings to 2-D (id, x, y)")
+    pr.add_argument("embeddings", type=Path, help="Parquet file from 'dataexplore embed'")
+    pr.add_argument("--out", required=True, type=Path, help="output .parquet file")
+    pr.add_argument("--method", default="umap", choices=["umap", "pca"])
+    pr.add_argument("--n-neighbors", type=int, default=15)
+    pr.add_argument("--min-dist", type=float, default=0.1)
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--cache-dir", default=None)
+    pr.add_argument("--no-cache", action="store_true")
+
+    d = sub.add_parser("demo", help="embed and map Fashion-MNIST offline, then open the quickstart in JupyterLab")
+    d.add_argument("--n", type=int, default=10000, help="test images to use (default: all 10000)")
+    d.add_argument("--no-lab", action="store_true", help="prepare the data only; do not start JupyterLab")
+    d.add_argument("--port", type=int, default=None, help="JupyterLab port")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dataexplore`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return {"embed": _embed, "project": _project, "demo": _demo}[args.command](args)
+    except DataexploreError as exc:
+        print(f"dataexplore: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dataexplore: interrupted; finished batches are cached and will not be recomputed", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"dataexplore: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _embed(args) -> int:
+    from .embed import embed
+
+    if args.out.suffix.lower() not in (".parquet", ".pq"):
+        raise DataexploreError(f"--out must be a .parquet file, got {args.out}")
+    emb = embed(args.source, args.model, args.pretrained, device=args.device, batch_size=args.batch_size,
+                num_workers=args.workers, precision=args.precision, decode=args.decode,
+                cache=not args.no_cache, cache_dir=args.cache_dir, progress=not args.quiet)
+    emb.save(args.out)
+    if args.failures is not None:
+        emb.failures.to_csv(args.failures, index=False)
+    s = emb.stats
+    print(f"embedded {len(emb) + s['failed']} images: {s['computed']} computed, {s['cached']} from cache, "
+          f"{s['failed']} failed -> {args.out}", file=sys.stderr)
+    for _, row in emb.failures.head(5).iterrows():
+        print(f"  failed: {row['id']}: {row['reason']}", file=sys.stderr)
+    if len(emb.failures) > 5:
+        print(f"  ... and {len(emb.failures) - 5} more (use --failures FILE.csv)", file=sys.stderr)
+    return 0
+
+
+def _project(args) -> int:
+    from .embeddings import Embeddings
+    from .project import Projection
+
+    emb = Embeddings.load(args.embeddings)
+    proj = Projection(args.method, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+                      random_state=args.seed, cache=not args.no_cache, cache_dir=args.cache_dir).fit(emb)
+    proj.save(args.out)
+    skipped = f", {len(emb.failures)} without embedding skipped" if len(emb.failures) else ""
+    origin = "from cache" if proj.from_cache_ else f"computed with {proj.backend_}"
+    print(f"projected {len(emb)} points ({args.method}, {origin}{skipped}) -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def quickstart_notebook() -> Path:
+    """The quickstart notebook: the repository's copy if we run from a checkout, else the packaged one."""
+    for candidate in (Path.cwd() / "examples" / "quickstart.ipynb",
+                      Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipynb"):
+        if candidate.is_file():
+            return candidate
+    packaged = Path(__file__).resolve().parent / "examples" / "quickstart.ipynb"
+    target = Path.cwd() / "dataexplore-quickstart.ipynb"
+    if not target.exists():
+        shutil.copy(packaged, target)
+    return target
+
+
+def _demo(args) -> int:
+    from .embed import embed
+    from .project import project
+
+    source = f"fashion-mnist:test:{args.n}"
+    print(f"1/2 embedding {source} with fashion-tiny (cached after the first run)", file=sys.stderr)
+    emb = embed(source, model="fashion-tiny")
+    s = emb.stats
+    print(f"    {s['computed']} computed, {s['cached']} from cache, {s['failed']} failed", file=sys.stderr)
+    print("2/2 projecting with UMAP (cached after the first run)", file=sys.stderr)
+    proj = project(emb)
+    print(f"    {len(proj.embedding_)} points, {'from cache' if proj.from_cache_ else 'computed'}", file=sys.stderr)
+    notebook = quickstart_notebook()
+    if args.no_lab:
+        print(f"ready: open {notebook} in JupyterLab", file=sys.stderr)
+        return 0
+    cmd = [sys.executable, "-m", "jupyter", "lab", str(notebook)]
+    if args.port:
+        cmd.append(f"--port={args.port}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    print("starting JupyterLab: " + " ".join(cmd[1:]), file=sys.stderr)
+    env = dict(os.environ, DATAEXPLORE_DEMO_N=str(args.n))
+    return subprocess.call(cmd, env=env)

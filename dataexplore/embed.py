@@ -1,0 +1,410 @@
+"""CLIP embedding engine: :func:`embed` images and :func:`embed_text` prompts.
+
+The image pipeline is built the way a GPU needs to be fed:
+
+- decoding and resizing happen in :class:`torch.utils.data.DataLoader` worker processes, so they
+  overlap with the forward pass; batches arrive in pinned memory and are copied with
+  ``non_blocking=True``;
+- the forward pass runs under ``torch.inference_mode`` and autocast (bf16 where the hardware
+  has it, else fp16 on GPUs); on CUDA the batch size is measured to fill the card;
+- results are copied back asynchronously and written to the cache one batch behind, so the GPU
+  never waits for the disk; on a crash at most the batch in flight is lost;
+- optionally (``decode="torchvision"``) JPEG files are decoded on the GPU by nvJPEG.
+
+Nothing holds all images: memory is flat in N apart from the output array.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .embeddings import Embeddings
+from .errors import DataexploreError
+from .images import DEFAULT_MAX_PIXELS, DecodeError, decode
+
+
+def pick_device(device: Any = "auto"):
+    """``"auto"`` -> cuda if available, else mps, else cpu; anything else through :class:`torch.device`."""
+    import torch
+
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DataexploreError("device 'cuda' was asked for, but torch sees no CUDA GPU")
+    return dev
+
+
+def pick_precision(device, precision: str = "auto"):
+    """The autocast dtype for ``precision`` on ``device`` (``None`` = plain fp32)."""
+    import torch
+
+    table = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+             "fp16": torch.float16, "float16": torch.float16}
+    if precision != "auto":
+        if precision not in table:
+            raise DataexploreError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+        return table[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.bfloat16 if _cpu_has_fast_bf16() else None
+
+
+def _cpu_has_fast_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_count() -> int:
+    """Cores this process may use (respects affinity masks and containers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class _ImageDataset:
+    """Rows of a :class:`Samples` -> (row, preprocessed tensor or raw JPEG bytes, failure reason)."""
+
+    def __init__(self, samples, rows: np.ndarray, preprocess, max_pixels: int, draft_size: int | None,
+                 raw_jpeg: bool):
+        self.samples, self.rows, self.preprocess = samples, rows, preprocess
+        self.max_pixels, self.draft_size, self.raw_jpeg = max_pixels, draft_size, raw_jpeg
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        row = int(self.rows[i])
+        try:
+            data = self.samples.read(row)
+            if self.raw_jpeg and isinstance(data, bytes) and data[:3] == b"\xff\xd8\xff":
+                return row, ("jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8)), None
+            img = decode(data, max_pixels=self.max_pixels, draft_size=self.draft_size)
+            return row, ("tensor", self.preprocess(img)), None
+        except DecodeError as exc:
+            return row, None, str(exc)
+        except Exception as exc:  # a broken image must never stop a long run
+            return row, None, f"decode failed ({type(exc).__name__}: {exc})"
+
+
+def _collate(items):
+    import torch
+
+    rows, ok, jpeg, jpeg_rows, failed = [], [], [], [], {}
+    for row, payload, reason in items:
+        if payload is None:
+            failed[row] = reason
+        elif payload[0] == "jpeg":
+            jpeg_rows.append(row)
+            jpeg.append(payload[1])
+        else:
+            rows.append(row)
+            ok.append(payload[1])
+    tensors = torch.stack(ok) if ok else None
+    return rows, tensors, jpeg_rows, jpeg, failed
+
+
+def embed(
+    source: Any,
+    model: str = "fashion-tiny",
+    pretrained: str | None = None,
+    *,
+    device: Any = "auto",
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    precision: str = "auto",
+    decode: str = "pil",
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> Embeddings:
+    """Embed images with a CLIP model, reusing every vector already in the cache.
+
+    Parameters
+    ----------
+    source
+        Anything :func:`dataexplore.load` accepts (folder, paths, DataFrame, array,
+        ``"fashion-mnist:test:2000"``, FiftyOne view) or a :class:`Samples`.
+    model, pretrained : str
+        See :mod:`dataexplore.models`: ``"fashion-tiny"`` (built in, offline), or an open_clip
+        architecture with a hub tag / local weights file, or a ``local-dir:`` folder.
+    device : {"auto", "cuda", "mps", "cpu"} or torch.device
+        ``"auto"`` picks cuda, then mps, then cpu.
+    batch_size : int, optional
+        Default: measured to fill the GPU on CUDA; on CPU sized to the model's input.
+    num_workers : int, optional
+        Decoding processes. Default: on CUDA up to 8, on CPU one per spare core (at least 1).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast dtype; ``"auto"`` uses bf16 where the hardware supports it (fp16 on older GPUs).
+    decode : {"pil", "torchvision"}
+        ``"torchvision"`` decodes JPEG files on the model's device (nvJPEG on CUDA); other
+        formats still go through PIL in the workers.
+    cache : bool
+        Read and write the on-disk cache (see :mod:`dataexplore.cache`).
+    cache_dir : path, optional
+        Cache root; default ``$DATAEXPLORE_CACHE_DIR`` or the user cache folder.
+    max_pixels : int
+        Images larger than this are reported as failures (decompression-bomb guard).
+    progress : bool
+        Show a progress bar (images/s) while computing.
+
+    Returns
+    -------
+    Embeddings
+        L2-normalised float32 vectors for the samples that decoded, in source order, with
+        ``failures`` (id, row, reason) for those that did not, the model identity and
+        counts of computed / cached / failed images in ``stats``.
+
+    Examples
+    --------
+    >>> import dataexplore as dx
+    >>> emb = dx.embed("fashion-mnist:test:1000", model="fashion-tiny")  # doctest: +SKIP
+    >>> emb.vectors.shape, emb.stats  # doctest: +SKIP
+    ((1000, 128), {'computed': 1000, 'cached': 0, 'failed': 0})
+    """
+    import torch
+
+    from .cache import EmbeddingCache, FileHashes, cache_root, content_keys
+    from .models import load_model
+    from .samples import load
+
+    if decode not in ("pil", "torchvision"):
+        raise DataexploreError(f"decode must be 'pil' or 'torchvision', got {decode!r}")
+    samples = load(source)
+    dev = pick_device(device)
+    clip = load_model(model, pretrained, dev)
+    dim = clip.embed_dim
+    n = len(samples)
+    root = cache_root(cache_dir)
+    store = EmbeddingCache(root, clip.key, clip.identity) if cache else None
+    memo = FileHashes(root) if cache else None
+
+    keys, key_failures = content_keys(samples, memo)
+    vectors = np.full((n, dim), np.nan, dtype=np.float32)
+    failures: dict[int, str] = dict(key_failures)
+    cached_rows: set[int] = set()
+    if store is not None:
+        wanted = sorted({k for k in keys if k is not None})
+        found, failed = store.lookup(wanted, dim)
+        for row, key in enumerate(keys):
+            if key in found:
+                vectors[row] = found[key]
+                cached_rows.add(row)
+            elif key in failed:
+                failures[row] = failed[key]
+                cached_rows.add(row)
+    todo = np.array([r for r in range(n) if keys[r] is not None and r not in cached_rows], dtype=np.int64)
+
+    stats = {"computed": 0, "cached": len(cached_rows), "failed": 0}
+    if len(todo):
+        stats["computed"] = _run(samples, todo, keys, clip, dev, vectors, failures, store,
+                                 batch_size=batch_size, num_workers=num_workers, precision=precision,
+                                 decode=decode, max_pixels=max_pixels, progress=progress)
+    stats["failed"] = len(failures)
+    if store is not None:
+        store.close()
+        memo.close()
+
+    ok = np.array([r for r in range(n) if r not in failures], dtype=np.int64)
+    ids = samples.ids
+    fail_rows = sorted(failures)
+    failure_table = pd.DataFrame(
+        {"id": [ids[r] for r in fail_rows], "row": np.array(fail_rows, dtype=np.int64),
+         "reason": [failures[r] for r in fail_rows]}
+    )
+    return Embeddings(ids=ids[ok], vectors=vectors[ok], rows=ok, samples=samples,
+                      model=dict(clip.identity, name=clip.name, pretrained=clip.pretrained, key=clip.key),
+                      failures=failure_table, stats=stats)
+
+
+def _run(samples, todo, keys, clip, dev, vectors, failures, store, *, batch_size, num_workers, precision,
+         decode, max_pixels, progress) -> int:
+    """Compute the ``todo`` rows in place into ``vectors``/``failures``; return how many were computed."""
+    import torch
+    from tqdm.auto import tqdm
+
+    amp_dtype = pick_precision(dev, precision)
+    size = clip.preprocess_cfg["size"]
+    size = size if isinstance(size, int) else max(size)
+    cores = cpu_count()
+    if batch_size is None:
+        batch_size = _cuda_batch_size(clip, dev, amp_dtype, size) if dev.type == "cuda" else _cpu_batch_size(size)
+    if num_workers is None:
+        num_workers = min(8, max(1, cores - 1)) if dev.type != "cpu" else max(1, cores - 1)
+    raw_jpeg = decode == "torchvision"
+    dataset = _ImageDataset(samples, todo, clip.preprocess, max_pixels, draft_size=size, raw_jpeg=raw_jpeg)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate,
+        pin_memory=dev.type == "cuda", prefetch_factor=4 if num_workers else None,
+        persistent_workers=False,
+    )
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(cores)
+    pending = None  # (rows, host tensor, event): results of the previous batch still being copied
+    computed = 0
+    bar = tqdm(total=len(todo), unit="img", desc=f"embed {clip.name}", disable=not progress, smoothing=0.1)
+    try:
+        with torch.inference_mode():
+            for rows, tensors, jpeg_rows, jpeg, failed in loader:
+                if jpeg:
+                    good_rows, decoded, bad = _decode_jpeg_batch(jpeg, jpeg_rows, clip, dev, size, max_pixels)
+                    failed.update(bad)
+                    if good_rows:
+                        rows = rows + good_rows
+                        parts = [decoded] if tensors is None else [tensors.to(dev, non_blocking=True), decoded]
+                        tensors = torch.cat(parts)
+                if tensors is not None:
+                    tensors = tensors.to(dev, non_blocking=True)
+                    with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        feats = clip.model.encode_image(tensors)
+                    feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+                    host = torch.empty(feats.shape, dtype=torch.float32, pin_memory=dev.type == "cuda")
+                    host.copy_(feats, non_blocking=True)
+                    event = torch.cuda.Event() if dev.type == "cuda" else None
+                    if event is not None:
+                        event.record()
+                    current = (rows, host, event)
+                else:
+                    current = None
+                # write the previous batch while this one runs on the device
+                computed += _flush(pending, keys, vectors, failures, store, {})
+                pending = current
+                if failed:
+                    _flush(None, keys, vectors, failures, store, failed)
+                bar.update(len(rows) + len(failed))
+            computed += _flush(pending, keys, vectors, failures, store, {})
+            pending = None
+    finally:
+        bar.close()
+        if dev.type == "cpu":
+            torch.set_num_threads(threads)
+    return computed
+
+
+def _flush(pending, keys, vectors, failures, store, failed: dict[int, str]) -> int:
+    """Move one finished batch into the output array and the cache; return rows written."""
+    bad = {}
+    written = 0
+    if pending is not None:
+        rows, host, event = pending
+        if event is not None:
+            event.synchronize()
+        out = host.numpy()
+        finite = np.isfinite(out).all(axis=1)
+        for row, good in zip(rows, finite):
+            if not good:
+                bad[row] = "non-finite embedding (model overflow)"
+        good_rows = [r for r, g in zip(rows, finite) if g]
+        vectors[good_rows] = out[finite]
+        written = len(rows)
+        if store is not None:
+            store.store([keys[r] for r in good_rows], out[finite],
+                        {keys[r]: reason for r, reason in bad.items()})
+    if failed and store is not None:
+        store.store([], np.zeros((0, vectors.shape[1]), np.float32), {keys[r]: reason for r, reason in failed.items()})
+    failures.update(bad)
+    failures.update(failed)
+    return written
+
+
+def _decode_jpeg_batch(jpeg, rows, clip, dev, size: int, max_pixels: int):
+    """Decode JPEG bytes on ``dev`` (nvJPEG on CUDA) and apply the model's preprocessing there."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.transforms.v2 import functional as F
+
+    cfg = clip.preprocess_cfg
+    mean = torch.tensor(cfg["mean"], device=dev).view(3, 1, 1)
+    std = torch.tensor(cfg["std"], device=dev).view(3, 1, 1)
+    target = dev if dev.type == "cuda" else "cpu"
+    try:
+        images = decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=target)
+        bad = {}
+    except RuntimeError:  # one bad file fails the whole batch: isolate it
+        images, bad = [], {}
+        for row, data in zip(rows, jpeg):
+            try:
+                images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=target))
+            except RuntimeError as exc:
+                bad[row] = f"truncated or corrupt image data ({exc})"
+    out, out_rows = [], []
+    interp = {"bicubic": F.InterpolationMode.BICUBIC, "bilinear": F.InterpolationMode.BILINEAR}.get(
+        cfg.get("interpolation", "bicubic"), F.InterpolationMode.BICUBIC)
+    good = [r for r in rows if r not in bad]
+    for row, img in zip(good, images):
+        h, w = img.shape[-2:]
+        if h * w > max_pixels:
+            bad[row] = f"image too large ({w}x{h} pixels > limit {max_pixels:,})"
+            continue
+        img = img.to(dev, non_blocking=True)
+        img = F.resize(img, size, interpolation=interp, antialias=True)
+        img = F.center_crop(img, [size, size])
+        out.append((img.float() / 255.0 - mean) / std)
+        out_rows.append(row)
+    return out_rows, (torch.stack(out) if out else None), bad
+
+
+def _cpu_batch_size(size: int) -> int:
+    """About 64 images at 224 px; more for smaller inputs (same work per batch), capped at 1024."""
+    work = 64 * (224 / size) ** 2
+    return int(min(1024, max(16, 2 ** int(np.log2(work)))))
+
+
+def _cuda_batch_size(clip, dev, amp_dtype, size: int) -> int:
+    """Measure activation memory per image with a trial batch and fill ~60% of free memory."""
+    import torch
+
+    probe = 16
+    torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
+        clip.model.encode_image(torch.zeros(probe, 3, size, size, device=dev))
+    torch.cuda.synchronize(dev)
+    per_image = max(1, (torch.cuda.max_memory_allocated(dev) - base) / probe)
+    free, _ = torch.cuda.mem_get_info(dev)
+    fit = int(0.6 * free / per_image)
+    return int(max(16, min(2048, 2 ** int(np.log2(max(fit, 16))))))
+
+
+def embed_text(
+    prompts: str | Sequence[str],
+    model: str = "fashion-tiny",
+    pretrained: str | None = None,
+    *,
+    device: Any = "auto",
+) -> np.ndarray:
+    """Embed text prompts with the same CLIP model, L2-normalised float32 ``len(prompts)×D``.
+
+    Examples
+    --------
+    >>> import dataexplore as dx
+    >>> t = dx.embed_text(["a photo of a sneaker", "a photo of a bag"])  # doctest: +SKIP
+    >>> t.shape  # doctest: +SKIP
+    (2, 128)
+    """
+    from .models import embed_prompts, load_model
+
+    return embed_prompts(load_model(model, pretrained, pick_device(device)), prompts)

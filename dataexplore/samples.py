@@ -1,0 +1,278 @@
+"""One samples table for every kind of image source.
+
+:func:`load` turns a folder, a list of paths, a CSV/Parquet file, a DataFrame, an array of
+pixels, a FiftyOne dataset or view, or a short source string (``"fashion-mnist:test:2000"``)
+into :class:`Samples`: a table with one row per image, a stable string ``id`` per row, and any
+metadata columns the source carried (``label``, ``filepath``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import SourceError
+from .images import DecodeError
+
+#: File extensions picked up when scanning a folder.
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .png .bmp .gif .webp .tif .tiff .ppm .pgm .pbm .pnm .ico".split()
+)
+
+
+class Samples:
+    """A table of images with stable string ids.
+
+    Build one with :func:`load`. Each row is one image, found either at ``table.filepath``
+    or, for in-memory sources, in ``images[row]``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Must have a unique string column ``id``; a ``filepath`` column unless ``images`` is given.
+    images : numpy.ndarray, optional
+        ``N×H×W`` or ``N×H×W×C`` uint8 pixels aligned to the rows of ``table``.
+    name : str
+        A short description of where the samples came from.
+
+    Examples
+    --------
+    >>> import numpy as np, dataexplore as dx
+    >>> s = dx.load(np.zeros((3, 8, 8), np.uint8))
+    >>> list(s.ids)
+    ['0', '1', '2']
+    """
+
+    def __init__(self, table: pd.DataFrame, images: np.ndarray | None = None, name: str = ""):
+        if "id" not in table.columns:
+            raise SourceError("a samples table needs an 'id' column")
+        table = table.reset_index(drop=True).copy()
+        table["id"] = table["id"].astype(str)
+        _check_unique(table["id"])
+        if images is None:
+            if "filepath" not in table.columns:
+                raise SourceError("a samples table needs a 'filepath' column or in-memory images")
+            table["filepath"] = table["filepath"].map(lambda p: None if _isnull(p) else os.fspath(p))
+        else:
+            images = _check_images(images)
+            if len(images) != len(table):
+                raise SourceError(
+                    f"mismatched lengths: {len(images)} images but {len(table)} table rows"
+                )
+        self.table = table
+        self.images = images
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        kind = "in-memory images" if self.images is not None else "files"
+        cols = [c for c in self.table.columns if c != "id"]
+        return f"<Samples {self.name!r}: {len(self)} {kind}, columns {cols}>"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Sample ids as an object array of str, in row order."""
+        return self.table["id"].to_numpy(dtype=object)
+
+    @property
+    def labels(self) -> pd.Series | None:
+        """The ``label`` column, if the source had labels."""
+        return self.table["label"] if "label" in self.table.columns else None
+
+    def read(self, row: int) -> bytes | np.ndarray:
+        """Raw content of one image: file bytes, or the pixel array for in-memory sources.
+
+        Raises
+        ------
+        dataexplore.images.DecodeError
+            If the file is missing or unreadable (the reason is the message).
+        """
+        if self.images is not None:
+            return self.images[row]
+        path = self.table.at[row, "filepath"]
+        if path is None:
+            raise DecodeError("no file path")
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise DecodeError("missing file") from None
+        except IsADirectoryError:
+            raise DecodeError("path is a directory") from None
+        except OSError as exc:
+            raise DecodeError(f"unreadable file ({exc.strerror or exc})") from None
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> "Samples":
+        """A new :class:`Samples` with the given rows, in the given order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        images = None if self.images is None else self.images[rows]
+        return Samples(self.table.iloc[rows], images=images, name=self.name)
+
+
+def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bool = True) -> Samples:
+    """Turn any supported image source into :class:`Samples`.
+
+    Parameters
+    ----------
+    source
+        One of:
+
+        - a folder path: every image file below it (recursive, sorted); ids are the paths
+          relative to the folder; ``label`` is the parent folder name (``label_from_folder``);
+        - a ``.csv`` / ``.parquet`` path: a table with a ``filepath`` column (relative paths
+          are resolved against the table's folder);
+        - ``"fashion-mnist[:train|test[:N]]"``: the first N images of that split, with labels;
+        - a list of image paths: ids are the paths as given;
+        - a :class:`pandas.DataFrame` with a ``filepath`` column (an ``id`` column is used if present);
+        - a uint8 array ``N×H×W`` or ``N×H×W×C``: ids ``"0" .. "N-1"`` unless ``ids`` is given;
+        - a FiftyOne dataset or view: sample ids, ``filepath`` and ``ground_truth`` labels;
+        - an existing :class:`Samples` (returned as is).
+    ids : sequence of str, optional
+        Ids for array or path-list sources (must be unique and of the same length).
+    label_from_folder : bool
+        For folders: take ``label`` from each image's parent folder (when images sit in subfolders).
+
+    Returns
+    -------
+    Samples
+
+    Raises
+    ------
+    dataexplore.SourceError
+        If the source does not exist, is empty, has duplicate ids or mismatched lengths.
+
+    Examples
+    --------
+    >>> import dataexplore as dx
+    >>> s = dx.load("fashion-mnist:test:100")  # doctest: +SKIP
+    >>> s.table.label.value_counts()  # doctest: +SKIP
+    """
+    if isinstance(source, Samples):
+        return source
+    if _is_fiftyone(source):
+        return _from_fiftyone(source)
+    if isinstance(source, pd.DataFrame):
+        return _from_frame(source, base=None, name="DataFrame")
+    if isinstance(source, np.ndarray):
+        table = pd.DataFrame({"id": _ids_or_range(ids, len(source))})
+        return Samples(table, images=source, name=f"array{tuple(source.shape)}")
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        from .datasets import is_dataset_spec, load_dataset
+
+        if is_dataset_spec(text):
+            return load_dataset(text)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            return _from_folder(path, label_from_folder)
+        if path.suffix.lower() in (".csv", ".parquet", ".pq"):
+            if not path.exists():
+                raise SourceError(f"table not found: {path}")
+            frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+            return _from_frame(frame, base=path.parent, name=str(path))
+        if not path.exists():
+            raise SourceError(
+                f"source not found: {text!r} (expected a folder, a .csv/.parquet table, "
+                "or 'fashion-mnist[:train|test[:N]]')"
+            )
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            return _from_paths([text], ids, name=text)
+        raise SourceError(f"unsupported source file {text!r}: expected a folder or a .csv/.parquet table")
+    if isinstance(source, (list, tuple)):
+        if len(source) and not all(isinstance(p, (str, os.PathLike)) for p in source):
+            raise SourceError("a list source must contain only file paths")
+        return _from_paths([os.fspath(p) for p in source], ids, name=f"{len(source)} paths")
+    raise SourceError(f"unsupported source type {type(source).__name__}")
+
+
+def _from_folder(root: Path, label_from_folder: bool) -> Samples:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fn in filenames:
+            if not fn.startswith(".") and Path(fn).suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(Path(dirpath) / fn)
+    if not files:
+        raise SourceError(f"no image files found under {root}")
+    files.sort()
+    rel = [f.relative_to(root).as_posix() for f in files]
+    table = pd.DataFrame({"id": rel, "filepath": [str(f) for f in files]})
+    if label_from_folder and any("/" in r for r in rel):
+        table["label"] = [r.rsplit("/", 2)[-2] if "/" in r else None for r in rel]
+    return Samples(table, name=str(root))
+
+
+def _from_paths(paths: list[str], ids: Sequence[str] | None, name: str) -> Samples:
+    table = pd.DataFrame({"id": list(ids) if ids is not None else paths, "filepath": paths})
+    if ids is not None and len(ids) != len(paths):
+        raise SourceError(f"mismatched lengths: {len(ids)} ids for {len(paths)} paths")
+    return Samples(table, name=name)
+
+
+def _from_frame(frame: pd.DataFrame, base: Path | None, name: str) -> Samples:
+    if "filepath" not in frame.columns:
+        raise SourceError(f"table {name} needs a 'filepath' column; it has {list(frame.columns)}")
+    table = frame.copy()
+    if base is not None:
+        table["filepath"] = [
+            p if _isnull(p) or os.path.isabs(str(p)) else str(base / str(p)) for p in table["filepath"]
+        ]
+    if "id" not in table.columns:
+        table.insert(0, "id", frame["filepath"].astype(str))
+    return Samples(table, name=name)
+
+
+def _is_fiftyone(obj: Any) -> bool:
+    return type(obj).__module__.startswith("fiftyone.") and hasattr(obj, "values")
+
+
+def _from_fiftyone(view: Any) -> Samples:
+    """Read ids, file paths and classification labels from a FiftyOne collection (lazy import)."""
+    ids = view.values("id")
+    table = pd.DataFrame({"id": ids, "filepath": view.values("filepath")})
+    schema = view.get_field_schema()
+    label_field = next((f for f in ("ground_truth", "label") if f in schema), None)
+    if label_field is not None:
+        try:
+            table["label"] = view.values(f"{label_field}.label")
+        except Exception:  # not a Classification field: keep the samples, skip labels
+            pass
+    name = getattr(view, "dataset_name", None) or getattr(view, "name", "fiftyone")
+    return Samples(table, name=f"fiftyone:{name}")
+
+
+def _ids_or_range(ids: Sequence[str] | None, n: int) -> list[str]:
+    if ids is None:
+        return [str(i) for i in range(n)]
+    if len(ids) != n:
+        raise SourceError(f"mismatched lengths: {len(ids)} ids for {n} images")
+    return [str(i) for i in ids]
+
+
+def _check_images(images: np.ndarray) -> np.ndarray:
+    if images.dtype != np.uint8:
+        raise SourceError(f"in-memory images must be uint8, got {images.dtype}")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3, 4)):
+        raise SourceError(f"in-memory images must be N×H×W or N×H×W×C (C in 1, 3, 4), got {images.shape}")
+    return images
+
+
+def _check_unique(ids: pd.Series) -> None:
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        first = ids[dup].iloc[0]
+        rows = np.flatnonzero((ids == first).to_numpy())
+        raise SourceError(
+            f"duplicate sample id {first!r} at rows {', '.join(map(str, rows[:5]))} "
+            f"({int(ids.duplicated().sum())} duplicate ids in all); ids must be unique"
+        )
+
+
+def _isnull(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
