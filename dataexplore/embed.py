@@ -17,7 +17,7 @@ Nothing holds all images: memory is flat in N apart from the output array.
 from __future__ import annotations
 
 import os
-import time
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -338,16 +338,20 @@ def _decode_jpeg_batch(jpeg, rows, clip, dev, size: int, max_pixels: int):
     mean = torch.tensor(cfg["mean"], device=dev).view(3, 1, 1)
     std = torch.tensor(cfg["std"], device=dev).view(3, 1, 1)
     target = dev if dev.type == "cuda" else "cpu"
-    try:
-        images = decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=target)
-        bad = {}
-    except RuntimeError:  # one bad file fails the whole batch: isolate it
-        images, bad = [], {}
-        for row, data in zip(rows, jpeg):
-            try:
-                images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=target))
-            except RuntimeError as exc:
-                bad[row] = f"truncated or corrupt image data ({exc})"
+    with warnings.catch_warnings():
+        # torchvision >= 0.29 points to TorchCodec for decoding; nvJPEG through torchvision still works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            images = decode_jpeg(jpeg, mode=ImageReadMode.RGB, device=target, apply_exif_orientation=True)
+            bad = {}
+        except RuntimeError:  # one bad file fails the whole batch: isolate it
+            images, bad = [], {}
+            for row, data in zip(rows, jpeg):
+                try:
+                    images.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=target,
+                                                  apply_exif_orientation=True))
+                except RuntimeError as exc:
+                    bad[row] = f"truncated or corrupt image data ({exc})"
     out, out_rows = [], []
     interp = {"bicubic": F.InterpolationMode.BICUBIC, "bilinear": F.InterpolationMode.BILINEAR}.get(
         cfg.get("interpolation", "bicubic"), F.InterpolationMode.BICUBIC)

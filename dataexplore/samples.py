@@ -209,9 +209,9 @@ def _from_folder(root: Path, label_from_folder: bool) -> Samples:
 
 
 def _from_paths(paths: list[str], ids: Sequence[str] | None, name: str) -> Samples:
-    table = pd.DataFrame({"id": list(ids) if ids is not None else paths, "filepath": paths})
     if ids is not None and len(ids) != len(paths):
         raise SourceError(f"mismatched lengths: {len(ids)} ids for {len(paths)} paths")
+    table = pd.DataFrame({"id": list(ids) if ids is not None else paths, "filepath": paths})
     return Samples(table, name=name)
 
 

@@ -1,0 +1,51 @@
+"""Shared fixtures. No test may reach a model hub: HF_HUB_OFFLINE is set before anything imports it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache folder: nothing leaks between tests or into the user's cache."""
+    root = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("DATAEXPLORE_CACHE_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def cache_dir(_isolated_cache) -> Path:
+    return _isolated_cache
+
+
+def _photos() -> dict[str, np.ndarray]:
+    from skimage import data
+
+    return {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee(),
+            "rocket": data.rocket(), "camera": data.camera()}
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """Real photographs shipped by scikit-image (RGB or grayscale uint8)."""
+    return _photos()
+
+
+@pytest.fixture
+def photo_folder(tmp_path, photos) -> Path:
+    """A folder tree of real JPEG/PNG photos: animals/chelsea.jpg, things/coffee.png, ..."""
+    layout = {"animals/chelsea.jpg": "chelsea", "people/astronaut.jpg": "astronaut",
+              "things/coffee.png": "coffee", "things/rocket.jpg": "rocket", "people/camera.png": "camera"}
+    for rel, name in layout.items():
+        path = tmp_path / "photos" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(photos[name]).save(path)
+    return tmp_path / "photos"

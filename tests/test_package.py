@@ -1,0 +1,38 @@
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import dataexplore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_is_light():
+    """`import dataexplore` must not pull in torch, open_clip or umap (they take seconds)."""
+    code = ("import sys, dataexplore; heavy = [m for m in ('torch', 'open_clip', 'umap', 'pandas', 'sklearn') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_public_api_resolves_lazily():
+    for name in ("load", "embed", "embed_text", "project", "Projection", "Embeddings", "Samples", "datasets"):
+        assert getattr(dataexplore, name) is not None
+    assert "embed" in dir(dataexplore)
+
+
+def test_console_script_and_version():
+    out = subprocess.run([sys.executable, "-m", "dataexplore", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and dataexplore.__version__ in out.stdout
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["dataexplore"] == "dataexplore.cli:main"
+    assert set(meta["project"]["optional-dependencies"]) >= {"fiftyone", "scale", "dev"}
+
+
+def test_fashion_tiny_ships_with_metrics():
+    folder = ROOT / "dataexplore" / "models" / "fashion-tiny"
+    weights = folder / "open_clip_model.safetensors"
+    assert weights.is_file() and weights.stat().st_size < 20_000_000
+    assert json.loads((folder / "metrics.json").read_text())["zero_shot_accuracy_test"] >= 0.75
