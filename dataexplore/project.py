@@ -235,7 +235,9 @@ def _fit(vectors: np.ndarray, params: dict, backend: str):
     if params["method"] == "pca" or n < 4:  # UMAP needs a few points to build a graph
         from sklearn.decomposition import PCA
 
-        mapper = _PCA2(PCA(n_components=min(2, n, x.shape[1]), random_state=params["random_state"]).fit(x))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # zero variance (one point, identical points)
+            mapper = _PCA2(PCA(n_components=min(2, n, x.shape[1]), random_state=params["random_state"]).fit(x))
         return mapper.transform(x), (reducer, mapper)
     n_neighbors = max(2, min(params["n_neighbors"], n - 1))
     kwargs = dict(n_neighbors=n_neighbors, min_dist=params["min_dist"], metric=params["metric"],
@@ -245,7 +247,9 @@ def _fit(vectors: np.ndarray, params: dict, backend: str):
     else:
         from .errors import require
 
-        UMAP = require("umap", "UMAP projection", "umap-learn").UMAP
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImportWarning)  # "Tensorflow not installed" (ParametricUMAP)
+            UMAP = require("umap", "UMAP projection", "umap-learn").UMAP
         if n < 50:
             kwargs["init"] = "random"  # spectral init is unstable on tiny graphs
     with warnings.catch_warnings():
@@ -265,8 +269,9 @@ class _PCA2:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         out = np.zeros((len(x), 2), np.float32)
-        out[:, : self.pca.n_components_] = self.pca.transform(x)
-        return out
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, : self.pca.n_components_] = self.pca.transform(x)
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _cache_path(cache_dir, key: str) -> Path:
@@ -301,7 +306,7 @@ def _read_cached(path: Path) -> np.ndarray | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             coords = np.asarray(data["coords"], dtype=np.float32)
             ok = str(data["coords_digest"]) == _digest(coords.tobytes())
     except Exception:
@@ -317,7 +322,7 @@ def _read_model(path: Path | None):
     if path is None or not path.is_file() or not path.with_suffix(".pkl").is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             expected = str(data["model_digest"])
         blob = path.with_suffix(".pkl").read_bytes()
         if not blob or _digest(blob) != expected:
