@@ -1,0 +1,49 @@
+"""The offline demo: `dataexplore demo` prepares everything and the quickstart notebook runs on it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _length(array) -> int:
+    """Length of a plotly array: a list, or plotly 6's typed array {dtype, bdata}."""
+    if isinstance(array, list):
+        return len(array)
+    import base64
+
+    import numpy as np
+
+    return len(np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]))
+
+
+@pytest.mark.slow
+def test_demo_prepares_and_quickstart_notebook_runs(tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    n = 600
+    res = subprocess.run([sys.executable, "-m", "dataexplore", "demo", "--no-lab", "--n", str(n)],
+                         capture_output=True, text=True, env=os.environ.copy(), cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"{n} computed" in res.stderr and "quickstart.ipynb" in res.stderr
+
+    monkeypatch.setenv("DATAEXPLORE_DEMO_N", str(n))
+    nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = {i: c.outputs for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    text = "\n".join(o.get("data", {}).get("text/plain", "") if o.output_type != "stream" else o.text
+                     for outs in outputs.values() for o in outs)
+    # the notebook reused the demo's cache: nothing was computed again
+    assert f"'computed': 0, 'cached': {n}" in text
+    figures = [o for outs in outputs.values() for o in outs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == 1
+    traces = figures[0]["data"]["application/vnd.plotly.v1+json"]["data"]
+    assert len(traces) == 10  # one trace per class
+    assert sum(_length(t["x"]) for t in traces) == n  # every image is a point
+    # the text query finds sneakers
+    assert "Sneaker" in nb.cells[-2].outputs[0]["data"]["text/plain"].splitlines()[1]
