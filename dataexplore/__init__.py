@@ -22,11 +22,11 @@ from .errors import DataexploreError, MissingDependencyError, ModelError, Source
 _LAZY = {
     "load": "samples",
     "Samples": "samples",
-    "embed": "embed",
-    "embed_text": "embed",
+    "embed": "engine",
+    "embed_text": "engine",
     "Embeddings": "embeddings",
-    "project": "project",
-    "Projection": "project",
+    "project": "projection",
+    "Projection": "projection",
     "load_model": "models",
     "datasets": None,
     "models": None,
@@ -38,10 +38,10 @@ __all__ = ["__version__", "DataexploreError", "MissingDependencyError", "ModelEr
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import cache, datasets, images, models
-    from .embed import embed, embed_text
+    from .engine import embed, embed_text
     from .embeddings import Embeddings
     from .models import load_model
-    from .project import Projection, project
+    from .projection import Projection, project
     from .samples import Samples, load
 
 

@@ -5,7 +5,7 @@ or ``cache_dir=`` to change it)::
 
     embeddings/<model key>.sqlite   one database per model identity: vectors and decode failures
     filehashes.sqlite               (path, size, mtime, inode) -> content hash memo
-    projections/<key>.npz           projection results (see :mod:`dataexplore.project`)
+    projections/<key>.npz           projection results (see :mod:`dataexplore.projection`)
 
 Why SQLite: every batch is committed in one transaction (atomic, survives Ctrl-C and
 ``kill -9``; at most the batch in flight is lost), concurrent runs on the same cache

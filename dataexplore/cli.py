@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _embed(args) -> int:
-    from .embed import embed
+    from .engine import embed
 
     if args.out.suffix.lower() not in (".parquet", ".pq"):
         raise DataexploreError(f"--out must be a .parquet file, got {args.out}")
@@ -95,7 +95,7 @@ def _embed(args) -> int:
 
 def _project(args) -> int:
     from .embeddings import Embeddings
-    from .project import Projection
+    from .projection import Projection
 
     emb = Embeddings.load(args.embeddings)
     proj = Projection(args.method, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
@@ -121,8 +121,8 @@ def quickstart_notebook() -> Path:
 
 
 def _demo(args) -> int:
-    from .embed import embed
-    from .project import project
+    from .engine import embed
+    from .projection import project
 
     source = f"fashion-mnist:test:{args.n}"
     print(f"1/2 embedding {source} with fashion-tiny (cached after the first run)", file=sys.stderr)

@@ -124,3 +124,28 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] == 4:
         return _to_rgb(Image.fromarray(np.ascontiguousarray(arr), "RGBA"))
     raise DecodeError(f"array image must be HxW or HxWxC with C in (1, 3, 4), got shape {arr.shape}")
+
+
+_RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "lanczos": Image.LANCZOS,
+             "nearest": Image.NEAREST}
+
+
+def resize_center_crop(img: Image.Image, size: int, interpolation: str = "bicubic") -> Image.Image:
+    """Resize the shortest side to ``size`` and centre-crop to ``size×size`` in one resampling pass.
+
+    Gives the same pixels (to within uint8 rounding) as torchvision's ``Resize(size)`` followed by
+    ``CenterCrop(size)`` on a PIL image, which is what CLIP preprocessing does, but resamples only
+    the region that survives the crop: about a third less work for a 3:2 photo. Small images are
+    upsampled the same way.
+    """
+    w, h = img.size
+    if (w, h) == (size, size):
+        return img
+    if interpolation not in _RESAMPLE:
+        raise ValueError(f"unsupported interpolation {interpolation!r}")
+    # torchvision's output size for Resize(int): the short side becomes size, the long side truncates
+    nw, nh = (int(size * w / h), size) if w >= h else (size, int(size * h / w))
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+    sx, sy = w / nw, h / nh
+    box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+    return img.resize((size, size), _RESAMPLE[interpolation], box=box)

@@ -133,3 +133,25 @@ def test_duplicate_ids_and_mismatched_lengths_in_embeddings():
         dx.Embeddings.from_arrays(["a", "a"], np.ones((2, 3)))
     with pytest.raises(SourceError, match="mismatched lengths: 3 ids but 2 vectors"):
         dx.Embeddings.from_arrays(["a", "b", "c"], np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("name, model", [("rocket", "ViT-B-32"), ("astronaut", "ViT-B-32"),
+                                         ("chelsea", "ViT-B-32"), ("camera", "fashion-tiny"), ("tiny", "fashion-tiny")])
+def test_fused_resize_crop_matches_clip_preprocessing(photos, name, model):
+    """The one-pass resize+crop gives the pixels of CLIP's Resize + CenterCrop (within uint8 rounding)."""
+    from dataexplore.images import resize_center_crop
+    from dataexplore.models import load_model
+
+    if name == "tiny":  # a Fashion-MNIST-sized image, upsampled to 32
+        img = Image.fromarray(photos["camera"][100:128, 200:228]).convert("RGB")
+    else:
+        img = Image.fromarray(photos[name]).convert("RGB")
+    if name == "chelsea":
+        img = img.transpose(Image.TRANSPOSE)  # a portrait photo too
+    clip = load_model(model)
+    size = clip.preprocess_cfg["size"]
+    size = size if isinstance(size, int) else size[0]
+    a, b = clip.preprocess(img), clip.preprocess(resize_center_crop(img, size, "bicubic"))
+    assert resize_center_crop(img, size).size == (size, size)
+    level = 1 / 255 / min(clip.preprocess_cfg["std"])  # one uint8 step after normalisation
+    assert (a - b).abs().max() <= 2.5 * level and (a - b).abs().mean() < 0.3 * level

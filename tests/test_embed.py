@@ -49,7 +49,7 @@ def test_progress_bar_reports_images_per_second(capfd):
 
 
 def test_device_auto_is_cpu_here_and_missing_cuda_is_a_clear_error():
-    from dataexplore.embed import pick_device
+    from dataexplore.engine import pick_device
 
     assert pick_device("auto").type == "cpu"
     with pytest.raises(DataexploreError, match="no CUDA GPU"):

@@ -36,3 +36,12 @@ def test_fashion_tiny_ships_with_metrics():
     weights = folder / "open_clip_model.safetensors"
     assert weights.is_file() and weights.stat().st_size < 20_000_000
     assert json.loads((folder / "metrics.json").read_text())["zero_shot_accuracy_test"] >= 0.75
+
+
+def test_functions_are_not_shadowed_by_submodules():
+    """Importing any submodule first must not turn `dx.embed`/`dx.project` into modules."""
+    code = ("import importlib, pkgutil, dataexplore as dx\n"
+            "for m in pkgutil.iter_modules(dx.__path__):\n    m.name != '__main__' and importlib.import_module('dataexplore.' + m.name)\n"
+            "print(all(callable(getattr(dx, n)) for n in ('embed', 'embed_text', 'project', 'load')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

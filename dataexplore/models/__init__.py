@@ -61,6 +61,7 @@ class ClipModel:
     preprocess_cfg: dict
     identity: dict
     key: str = field(init=False)
+    towers: dict = field(default_factory=dict, repr=False)  # (device, dtype) -> image encoder
 
     def __post_init__(self):
         blob = json.dumps(self.identity, sort_keys=True).encode()
