@@ -14,6 +14,9 @@ Every vector row carries a CRC32 of its key and bytes, so a damaged row is detec
 recomputed, never used; a database file that SQLite cannot read at all (truncated,
 overwritten) is moved aside as ``*.corrupt-<time>`` and rebuilt.
 
+The compute precision is not part of the key: bf16 and fp32 vectors of the same model agree to a
+cosine above 0.999, and recomputing a whole dataset for that difference would waste hours.
+
 Images are keyed by the hash of their *content* (file bytes, or array bytes for in-memory
 images), so renaming or copying a file keeps its cache entry and editing it invalidates it.
 Re-reading every file on every run would be slow for large datasets, so the hash of a file is
