@@ -28,6 +28,9 @@ _LAZY = {
     "project": "projection",
     "Projection": "projection",
     "load_model": "models",
+    "Selection": "selection",
+    "Explorer": "explorer",
+    "explore": "explorer",
     "datasets": None,
     "models": None,
     "cache": None,
@@ -39,6 +42,8 @@ __all__ = ["__version__", "DataexploreError", "MissingDependencyError", "ModelEr
 if TYPE_CHECKING:  # pragma: no cover
     from . import cache, datasets, images, models
     from .engine import embed, embed_text
+    from .explorer import Explorer, explore
+    from .selection import Selection
     from .embeddings import Embeddings
     from .models import load_model
     from .projection import Projection, project

@@ -149,3 +149,12 @@ def resize_center_crop(img: Image.Image, size: int, interpolation: str = "bicubi
     sx, sy = w / nw, h / nh
     box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
     return img.resize((size, size), _RESAMPLE[interpolation], box=box)
+
+
+def thumbnail(data: bytes | np.ndarray, size: int = 128, quality: int = 85) -> bytes:
+    """A JPEG thumbnail (longest side at most ``size``) of one image's raw content."""
+    img = decode(data, draft_size=size)
+    img.thumbnail((size, size), Image.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()

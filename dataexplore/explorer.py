@@ -1,0 +1,360 @@
+"""The Explorer widget: a WebGL map in the notebook whose selections are Python values at once.
+
+The widget only displays and forwards: coordinates, colours and selections come from the compute
+core (:mod:`dataexplore.engine`, :mod:`dataexplore.projection`, :mod:`dataexplore.selection`);
+the browser sends selection shapes and the kernel computes exact rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import anywidget
+import numpy as np
+import pandas as pd
+import traitlets
+
+from .errors import DataexploreError
+from .selection import Selection, as_selection, combine, points_in_polygon
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+POINT_CHUNK = 500_000  # points per message: 4 MB of float32 xy + 1 MB of codes
+INDEX_CHUNK = 2_000_000  # selected rows per message: 8 MB, under the 10 MB websocket cap
+PAGE_SIZE = 24
+MAX_POLYGON = 5000
+
+
+class Explorer(anywidget.AnyWidget):
+    """A map of a dataset: pan, zoom, hover for images, lasso/box/click to select.
+
+    Parameters
+    ----------
+    xy : array-like
+        ``N×2`` map coordinates (or a fitted :class:`~dataexplore.Projection`).
+    ids : sequence of str, optional
+        Sample ids aligned to ``xy`` (default: the projection's, else ``"0".."N-1"``).
+    table : pandas.DataFrame, optional
+        Metadata aligned to ``xy`` (``label`` and any columns for ``color`` and ``tooltip``).
+    samples : Samples, optional
+        Where the images are, for thumbnails; ``rows`` maps each point to its row in ``samples``.
+    rows : array-like of int, optional
+    color : str or array-like, optional
+        A column of ``table`` or values aligned to ``xy``: categorical values get a palette and a
+        legend (click a class to select it), numbers a colour bar.
+    tooltip : sequence of str, optional
+        Extra ``table`` columns to show when hovering.
+    height : int
+        Height of the map in pixels.
+
+    Attributes
+    ----------
+    selection : Selection
+        The current selection; observe it with ``explorer.observe(fn, names="selection")`` or
+        :meth:`on_select`.
+
+    Examples
+    --------
+    >>> import dataexplore as dx
+    >>> ex = dx.explore("fashion-mnist:test", model="fashion-tiny", color="label")  # doctest: +SKIP
+    >>> ex  # doctest: +SKIP
+    >>> ex.selection.ids[:5]  # after a lasso  # doctest: +SKIP
+    """
+
+    _esm = STATIC / "explorer.js"
+    _css = STATIC / "explorer.css"
+
+    height = traitlets.Int(560).tag(sync=True)
+    mode = traitlets.Unicode("lasso").tag(sync=True)
+    color_info = traitlets.Dict().tag(sync=True)
+    selection = traitlets.Instance(Selection, allow_none=False)
+
+    def __init__(self, xy: Any, *, ids: Sequence[str] | None = None, table: pd.DataFrame | None = None,
+                 samples: Any = None, rows: Any = None, color: Any = None, tooltip: Sequence[str] = (),
+                 height: int = 560, provenance: dict | None = None, **kwargs):
+        if hasattr(xy, "embedding_"):  # a fitted Projection
+            ids = xy.ids_ if ids is None else ids
+            provenance = {**(provenance or {}), "projection": xy.get_params()}
+            xy = xy.embedding_
+        xy = np.ascontiguousarray(np.asarray(xy, dtype=np.float32))
+        if xy.ndim != 2 or xy.shape[1] != 2 or (len(xy) == 0 and xy.size):
+            raise DataexploreError(f"map coordinates must be N×2, got shape {xy.shape}")
+        if not np.isfinite(xy).all():
+            raise DataexploreError(f"map coordinates contain NaN or inf at row {int(np.flatnonzero(~np.isfinite(xy).all(1))[0])}")
+        n = len(xy)
+        if len(xy) >= 2**32:
+            raise DataexploreError("at most 2**32 - 1 points")
+        ids = np.arange(n).astype(str).astype(object) if ids is None else np.asarray(ids, dtype=object)
+        if len(ids) != n:
+            raise DataexploreError(f"mismatched lengths: {len(ids)} ids for {n} points")
+        if table is None:
+            table = pd.DataFrame({"id": ids})
+        if len(table) != n:
+            raise DataexploreError(f"mismatched lengths: {len(table)} table rows for {n} points")
+        super().__init__(height=height, **kwargs)
+        self.xy = xy
+        self.ids = ids
+        self.table = table.reset_index(drop=True)
+        self.samples = samples
+        self.rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.tooltip_fields = [c for c in ["label", *tooltip] if c in self.table.columns and c != "id"]
+        self.provenance = dict(provenance or {})
+        self._saved: dict[str, Selection] = {}
+        self._thumbs: OrderedDict[int, bytes] = OrderedDict()
+        self._page = 0
+        self._seq = 0
+        self.selection = as_selection(self.ids, [], shape="clear", provenance=self.provenance)
+        self._codes = np.zeros(n, dtype=np.uint16)
+        self.set_color(color)
+        self.on_msg(self._on_message)
+
+    # ---- public API -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    @traitlets.validate("mode")
+    def _check_mode(self, proposal):
+        if proposal["value"] not in ("lasso", "box", "pan"):
+            raise traitlets.TraitError("mode must be 'lasso', 'box' or 'pan'")
+        return proposal["value"]
+
+    def set_color(self, color: Any) -> None:
+        """Colour points by a ``table`` column or by values aligned to the points (None: one colour)."""
+        n = len(self.xy)
+        if color is None:
+            self._codes = np.zeros(n, dtype=np.uint16)
+            self.color_info = {"kind": "none"}
+        else:
+            name = color if isinstance(color, str) else "value"
+            if isinstance(color, str):
+                if color not in self.table.columns:
+                    raise DataexploreError(f"no column {color!r} to colour by; columns: {list(self.table.columns)}")
+                values = self.table[color]
+            else:
+                values = pd.Series(np.asarray(color))
+                if len(values) != n:
+                    raise DataexploreError(f"mismatched lengths: {len(values)} colour values for {n} points")
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
+                    and values.nunique() > 32:
+                v = values.to_numpy(dtype=np.float64)
+                finite = np.isfinite(v)
+                lo, hi = (float(np.min(v[finite])), float(np.max(v[finite]))) if finite.any() else (0.0, 1.0)
+                scaled = np.where(finite, (v - lo) / ((hi - lo) or 1.0), 0.0)
+                self._codes = np.round(scaled * 255).astype(np.uint16)
+                self.color_info = {"kind": "numeric", "name": name, "min": _short(lo), "max": _short(hi)}
+            else:
+                codes, cats = pd.factorize(values.astype(str), sort=True)
+                if len(cats) > 65535:
+                    raise DataexploreError(f"{len(cats)} categories is more than a map can colour (65535)")
+                self._codes = codes.astype(np.uint16)
+                counts = np.bincount(codes, minlength=len(cats))
+                self.color_info = {"kind": "categorical", "name": name, "categories": [str(c) for c in cats],
+                                   "counts": counts.tolist()}
+        self.send({"type": "colors"}, buffers=[self._codes.tobytes()])
+
+    def select(self, ids: Sequence[str] | Selection | None) -> Selection:
+        """Select samples by id (or restore a saved :class:`Selection`); the view shows it."""
+        if ids is None:
+            rows = np.zeros(0, np.uint32)
+        elif isinstance(ids, Selection):
+            rows = ids.indices
+        else:
+            lookup = pd.Index(self.ids)
+            wanted = pd.Index([str(i) for i in ids])
+            pos = lookup.get_indexer(wanted)
+            if (pos < 0).any():
+                raise DataexploreError(f"unknown sample id {wanted[int(np.flatnonzero(pos < 0)[0])]!r}")
+            rows = pos
+        self._set_selection(as_selection(self.ids, rows, shape="ids", provenance=self.provenance))
+        return self.selection
+
+    def on_select(self, callback: Callable[[Selection], Any]) -> None:
+        """Call ``callback(selection)`` after every selection change."""
+        self.observe(lambda change: callback(change["new"]), names="selection")
+
+    def save_selection(self, name: str) -> Selection:
+        """Keep the current selection under ``name`` (see :attr:`selections`)."""
+        if not name or not isinstance(name, str):
+            raise DataexploreError("a selection name must be a non-empty string")
+        self._saved[name] = self.selection
+        return self.selection
+
+    @property
+    def selections(self) -> dict[str, Selection]:
+        """Saved selections by name."""
+        return dict(self._saved)
+
+    # ---- kernel <-> browser ------------------------------------------------------------------
+    def _on_message(self, _widget, content: Any, buffers: list) -> None:
+        try:
+            if not isinstance(content, dict):
+                raise ValueError("message is not an object")
+            kind = content.get("type")
+            if kind == "ready":
+                self._send_points()
+                self._send_selection()
+            elif kind == "select":
+                self._select_from_browser(content)
+            elif kind == "hover":
+                self._send_tooltip(_row(content.get("row"), len(self.xy)))
+            elif kind == "page":
+                page = content.get("page")
+                if not isinstance(page, int) or isinstance(page, bool):
+                    raise ValueError(f"bad page {page!r}")
+                self._page = page
+                self._send_panel()
+            else:
+                raise ValueError(f"unknown message type {kind!r}")
+        except (ValueError, TypeError) as exc:
+            log.warning("dataexplore: ignored a message from the browser: %s", exc)
+
+    def _select_from_browser(self, content: dict) -> None:
+        shape, op = content.get("shape"), content.get("op", "replace")
+        if op not in ("replace", "add", "subtract"):
+            raise ValueError(f"bad selection operation {op!r}")
+        polygon = None
+        if shape in ("lasso", "box"):
+            polygon = _polygon(content.get("polygon"))
+            new = np.flatnonzero(points_in_polygon(self.xy, polygon))
+        elif shape == "point":
+            new = [_row(content.get("row"), len(self.xy))]
+        elif shape == "class":
+            cats = self.color_info.get("categories") or []
+            cat = _row(content.get("category"), len(cats))
+            new = np.flatnonzero(self._codes == cat)
+        elif shape == "clear":
+            new, op = [], "replace"
+        else:
+            raise ValueError(f"unknown selection shape {shape!r}")
+        rows = combine(self.selection.indices, new, op)
+        made = shape if op == "replace" else "combined"
+        self._set_selection(as_selection(self.ids, rows, polygon=polygon if op == "replace" else None,
+                                         shape=made, provenance=self.provenance))
+
+    def _set_selection(self, selection: Selection) -> None:
+        self._page = 0
+        self.selection = selection
+        self._send_selection()
+
+    def _send_points(self) -> None:
+        n = len(self.xy)
+        for start in range(0, max(n, 1), POINT_CHUNK):
+            stop = min(n, start + POINT_CHUNK)
+            self.send({"type": "points", "offset": start, "count": stop - start, "total": n, "final": stop >= n},
+                      buffers=[self.xy[start:stop].tobytes(), self._codes[start:stop].tobytes()])
+
+    def _send_selection(self) -> None:
+        self._seq += 1
+        idx = self.selection.indices
+        for start in range(0, max(len(idx), 1), INDEX_CHUNK):
+            stop = min(len(idx), start + INDEX_CHUNK)
+            self.send({"type": "selection", "offset": start, "count": stop - start, "total": len(idx),
+                       "final": stop >= len(idx), "seq": self._seq}, buffers=[idx[start:stop].tobytes()])
+        self._send_panel()
+
+    def _send_panel(self) -> None:
+        idx = self.selection.indices
+        pages = max(1, math.ceil(len(idx) / PAGE_SIZE))
+        self._page = min(max(self._page, 0), pages - 1)
+        shown = idx[self._page * PAGE_SIZE:(self._page + 1) * PAGE_SIZE]
+        counts = []
+        if "label" in self.table.columns and len(idx):
+            vc = self.table["label"].iloc[idx.astype(np.int64)].astype(str).value_counts()
+            counts = [[str(k), int(v)] for k, v in vc.head(20).items()]
+        thumbs = [self.thumbnail(int(r)) for r in shown]
+        titles = [str(self.ids[int(r)]) for r in shown]
+        self.send({"type": "panel", "total": int(len(idx)), "page": self._page, "pages": pages, "counts": counts,
+                   "titles": titles, "mime": "image/jpeg"},
+                  buffers=[shown.astype(np.uint32).tobytes(), *thumbs])
+
+    def _send_tooltip(self, row: int) -> None:
+        lines = [["id", str(self.ids[row])]]
+        lines += [[c, str(self.table[c].iloc[row])] for c in self.tooltip_fields]
+        thumb = self.thumbnail(row)
+        self.send({"type": "tooltip", "row": row, "lines": lines, "mime": "image/jpeg"},
+                  buffers=[thumb] if thumb else [])
+
+    def thumbnail(self, row: int, size: int = 128) -> bytes:
+        """JPEG thumbnail of point ``row`` (b"" when there are no images or it cannot be decoded)."""
+        if row in self._thumbs:
+            self._thumbs.move_to_end(row)
+            return self._thumbs[row]
+        data = b""
+        if self.samples is not None:
+            from .images import thumbnail
+
+            try:
+                data = thumbnail(self.samples.read(int(self.rows[row])), size)
+            except Exception as exc:  # a thumbnail must never break the widget
+                log.info("no thumbnail for row %d: %s", row, exc)
+        self._thumbs[row] = data
+        if len(self._thumbs) > 4096:
+            self._thumbs.popitem(last=False)
+        return data
+
+
+def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = None, *,
+            color: Any = "label", method: str = "umap", tooltip: Sequence[str] = (), height: int = 560,
+            **embed_kwargs) -> Explorer:
+    """Load, embed, project (all cached) and show a dataset in one line.
+
+    Parameters
+    ----------
+    source
+        Anything :func:`dataexplore.load` accepts.
+    model, pretrained
+        The CLIP model (see :func:`dataexplore.embed`).
+    color : str or array-like, optional
+        Column to colour by (``"label"`` by default, ignored when the source has no labels).
+    method : {"umap", "pca"}
+    tooltip : sequence of str
+        Extra metadata columns for the hover tooltip.
+    **embed_kwargs
+        Passed to :func:`dataexplore.embed` (``device``, ``batch_size``, ``cache_dir``, ...).
+
+    Returns
+    -------
+    Explorer
+
+    Examples
+    --------
+    >>> import dataexplore as dx
+    >>> ex = dx.explore("fashion-mnist:test", model="fashion-tiny", color="label")  # doctest: +SKIP
+    """
+    from .engine import embed
+    from .projection import project
+
+    emb = embed(source, model, pretrained, **embed_kwargs)
+    proj = project(emb, method=method)
+    table = emb.table
+    if isinstance(color, str) and color not in table.columns:
+        color = None
+    provenance = {"source": getattr(emb.samples, "name", ""), "model": emb.model, "projection": proj.get_params()}
+    return Explorer(proj.embedding_, ids=emb.ids, table=table, samples=emb.samples, rows=emb.rows, color=color,
+                    tooltip=tooltip, height=height, provenance=provenance)
+
+
+def _row(value: Any, n: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n:
+        raise ValueError(f"row {value!r} out of range 0..{n - 1}")
+    return value
+
+
+def _polygon(value: Any) -> np.ndarray:
+    if not isinstance(value, list) or not 3 <= len(value) <= MAX_POLYGON:
+        raise ValueError("a polygon needs 3 to 5000 [x, y] vertices")
+    try:
+        poly = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("polygon vertices must be numbers") from None
+    if poly.ndim != 2 or poly.shape[1] != 2 or not np.isfinite(poly).all():
+        raise ValueError("polygon vertices must be finite [x, y] pairs")
+    return poly
+
+
+def _short(x: float) -> str:
+    return f"{x:.4g}"

@@ -1,0 +1,110 @@
+"""Selections as values: which samples, chosen how, on which map.
+
+A :class:`Selection` is what a lasso, a box, a click or a legend class becomes in Python. It holds
+sample ids (stable across sessions), row indices into the map, the polygon in map coordinates, and
+provenance, so it can be saved, compared and turned into queries later. This module is compute
+core: it never imports the widget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """Selected samples of a map.
+
+    Attributes
+    ----------
+    ids : numpy.ndarray
+        Sample ids (object array of str), in map row order.
+    indices : numpy.ndarray
+        Row indices into the map's points (uint32, sorted, unique).
+    polygon : numpy.ndarray or None
+        The lasso or box outline in map coordinates (``P×2`` float32) when the last step drew one.
+    shape : str
+        How it was made: ``"lasso"``, ``"box"``, ``"point"``, ``"class"``, ``"ids"``, ``"clear"``,
+        or ``"combined"`` after adding to / subtracting from an earlier selection.
+    provenance : dict
+        What map it lives on (dataset, model identity, projection parameters).
+    """
+
+    ids: np.ndarray
+    indices: np.ndarray
+    polygon: np.ndarray | None = None
+    shape: str = "ids"
+    provenance: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        head = ", ".join(map(repr, self.ids[:3])) + (", ..." if len(self) > 3 else "")
+        return f"<Selection {len(self)} samples by {self.shape}: [{head}]>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Selection) and np.array_equal(self.indices, other.indices)
+
+    __hash__ = None  # mutable-looking value: compare, don't hash
+
+    def to_frame(self, table: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The selected rows of ``table`` (the map's metadata), or just ``id`` and ``index``."""
+        if table is None:
+            return pd.DataFrame({"id": self.ids, "index": self.indices.astype(np.int64)})
+        return table.iloc[self.indices.astype(np.int64)].reset_index(drop=True)
+
+
+def points_in_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points of ``xy`` (N×2) inside ``polygon`` (P×2, closed implicitly).
+
+    Even-odd rule, vectorised over points and looped over edges, after a bounding-box filter, so a
+    lasso over a million points costs tens of milliseconds.
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    poly = np.asarray(polygon, dtype=np.float64)
+    mask = np.zeros(len(xy), dtype=bool)
+    if len(poly) < 3 or len(xy) == 0:
+        return mask
+    lo, hi = poly.min(0), poly.max(0)
+    cand = np.flatnonzero((xy[:, 0] >= lo[0]) & (xy[:, 0] <= hi[0]) & (xy[:, 1] >= lo[1]) & (xy[:, 1] <= hi[1]))
+    if not len(cand):
+        return mask
+    x, y = xy[cand, 0], xy[cand, 1]
+    inside = np.zeros(len(cand), dtype=bool)
+    x0, y0 = poly[:, 0], poly[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    for ax, ay, bx, by in zip(x0, y0, x1, y1):
+        if ay == by:
+            continue
+        crosses = (ay > y) != (by > y)
+        if crosses.any():
+            xs = ax + (y - ay) * (bx - ax) / (by - ay)
+            inside ^= crosses & (x < xs)
+    mask[cand] = inside
+    return mask
+
+
+def combine(current: np.ndarray, new: np.ndarray, op: str) -> np.ndarray:
+    """Sorted unique uint32 rows after ``op`` ("replace", "add", "subtract") of ``new`` onto ``current``."""
+    new = np.unique(np.asarray(new, dtype=np.uint32))
+    if op == "replace":
+        return new
+    if op == "add":
+        return np.union1d(current, new).astype(np.uint32)
+    if op == "subtract":
+        return np.setdiff1d(current, new, assume_unique=True).astype(np.uint32)
+    raise ValueError(f"unknown selection operation {op!r}")
+
+
+def as_selection(ids: np.ndarray, indices: Any, *, polygon=None, shape: str = "ids",
+                 provenance: dict | None = None) -> Selection:
+    """Build a :class:`Selection` from row indices into a map whose ids are ``ids``."""
+    idx = np.unique(np.asarray(indices, dtype=np.uint32))
+    poly = None if polygon is None else np.asarray(polygon, dtype=np.float32).reshape(-1, 2)
+    return Selection(ids=np.asarray(ids, dtype=object)[idx.astype(np.int64)], indices=idx, polygon=poly,
+                     shape=shape, provenance=dict(provenance or {}))

@@ -1,0 +1,430 @@
+// The Explorer widget (anywidget): a WebGL map of a dataset whose selections land in Python.
+//
+// Data arrives as binary chunks in custom messages (float32 coordinates, uint16 colour codes,
+// uint32 selected rows). The browser sends selection *shapes* (a lasso polygon or box in map
+// coordinates, a clicked row, a legend class); the kernel computes the exact rows and sends them
+// back, so what is highlighted is exactly what Python holds and a lasso never blocks the page.
+
+import { GridIndex } from "./grid";
+import { categoryColor, rgbCss, viridis } from "./palette";
+import { Scatter } from "./scatter";
+
+interface Model {
+  get(name: string): any;
+  set(name: string, value: any): void;
+  save_changes(): void;
+  send(content: any, callbacks?: any, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+  on(event: string, cb: (...args: any[]) => void): void;
+  off(event?: string, cb?: (...args: any[]) => void): void;
+}
+
+type Op = "replace" | "add" | "subtract";
+
+function bytes(dv: DataView | ArrayBuffer): ArrayBuffer {
+  if (dv instanceof ArrayBuffer) return dv;
+  return dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength) as ArrayBuffer;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, parent?: HTMLElement, text?: string) {
+  const e = document.createElement(tag);
+  e.className = cls;
+  if (text !== undefined) e.textContent = text; // always text, never HTML
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function imageUrl(buf: ArrayBuffer, mime: string): string {
+  return URL.createObjectURL(new Blob([buf], { type: mime }));
+}
+
+function niceStep(x: number): number {
+  const p = Math.pow(10, Math.floor(Math.log10(x)));
+  const m = x / p;
+  return (m >= 5 ? 5 : m >= 2 ? 2 : 1) * p;
+}
+
+function render({ model, el: root }: { model: Model; el: HTMLElement }) {
+  const box = el("div", "dx-explorer", root);
+  box.tabIndex = 0;
+  const bar = el("div", "dx-toolbar", box);
+  const stage = el("div", "dx-stage", box);
+  stage.style.height = `${model.get("height")}px`;
+  const canvas = el("canvas", "dx-canvas", stage);
+  const overlay = el("canvas", "dx-overlay", stage);
+  const legend = el("div", "dx-legend", stage);
+  const scaleBar = el("div", "dx-scale", stage);
+  const tooltip = el("div", "dx-tooltip", stage);
+  tooltip.style.display = "none";
+  const status = el("div", "dx-status", box);
+  const panel = el("div", "dx-panel", box);
+
+  let scatter: Scatter;
+  try {
+    scatter = new Scatter(canvas);
+  } catch (err) {
+    el("div", "dx-error", stage, `dataexplore: ${(err as Error).message}`);
+    return () => box.remove();
+  }
+  let grid: GridIndex | null = null;
+  let selected = new Uint8Array(0);
+  let nSelected = 0;
+  let op: Op = "replace";
+  let pending: { xy: Float32Array; codes: Uint16Array; total: number } | null = null;
+  let selChunks: { rows: Uint32Array; total: number; got: number } | null = null;
+  let focus = -1;
+  const tipCache = new Map<number, { url: string | null; lines: [string, string][] }>();
+  let hoverRow = -1;
+  let hoverTimer = 0;
+
+  // ---- toolbar -------------------------------------------------------------------------------
+  const modeButtons = new Map<string, HTMLButtonElement>();
+  for (const [mode, label, title] of [["lasso", "Lasso", "Draw around points to select them"],
+    ["box", "Box", "Drag a rectangle to select points"], ["pan", "Pan", "Drag to move the map"]]) {
+    const b = el("button", "dx-btn", bar, label);
+    b.title = title;
+    b.dataset.mode = mode;
+    b.onclick = () => { model.set("mode", mode); model.save_changes(); };
+    modeButtons.set(mode, b);
+  }
+  el("span", "dx-sep", bar);
+  const opButtons = new Map<Op, HTMLButtonElement>();
+  for (const [o, label, title] of [["replace", "New", "New selection"], ["add", "Add", "Add to the selection (or hold Shift)"],
+    ["subtract", "Subtract", "Remove from the selection (or hold Alt)"]] as [Op, string, string][]) {
+    const b = el("button", "dx-btn", bar, label);
+    b.title = title;
+    b.dataset.op = o;
+    b.onclick = () => { op = o; syncButtons(); };
+    opButtons.set(o, b);
+  }
+  el("span", "dx-sep", bar);
+  const reset = el("button", "dx-btn", bar, "Reset view");
+  reset.onclick = () => { scatter.resetView(); drawOverlay(); };
+  const clear = el("button", "dx-btn", bar, "Clear");
+  clear.title = "Clear the selection (Esc)";
+  clear.onclick = () => model.send({ type: "select", shape: "clear", op: "replace" });
+
+  function syncButtons() {
+    const mode = model.get("mode");
+    modeButtons.forEach((b, m) => b.classList.toggle("dx-active", m === mode));
+    opButtons.forEach((b, o) => b.classList.toggle("dx-active", o === op));
+    stage.style.cursor = mode === "pan" ? "grab" : "crosshair";
+  }
+  syncButtons();
+
+  // ---- legend and status ---------------------------------------------------------------------
+  function renderLegend() {
+    legend.replaceChildren();
+    const info = model.get("color_info") || {};
+    if (info.kind === "categorical") {
+      el("div", "dx-legend-title", legend, info.name);
+      (info.categories as string[]).forEach((name, i) => {
+        const row = el("div", "dx-legend-row", legend);
+        row.title = `Select all '${name}' points (Shift: add, Alt: subtract)`;
+        const sw = el("span", "dx-swatch", row);
+        sw.style.background = rgbCss(categoryColor(i));
+        el("span", "dx-legend-name", row, name);
+        el("span", "dx-legend-count", row, (info.counts?.[i] ?? 0).toLocaleString());
+        row.onclick = (ev) => model.send({ type: "select", shape: "class", category: i, op: opFor(ev) });
+      });
+    } else if (info.kind === "numeric") {
+      el("div", "dx-legend-title", legend, info.name);
+      const bar = el("div", "dx-colorbar", legend);
+      const stops = Array.from({ length: 11 }, (_, i) => rgbCss(viridis(i / 10))).join(", ");
+      bar.style.background = `linear-gradient(to top, ${stops})`;
+      el("div", "dx-colorbar-max", legend, String(info.max));
+      el("div", "dx-colorbar-min", legend, String(info.min));
+    }
+    legend.style.display = info.kind === "categorical" || info.kind === "numeric" ? "" : "none";
+    const pal = info.kind === "categorical"
+      ? (info.categories as string[]).map((_, i) => categoryColor(i))
+      : info.kind === "numeric" ? Array.from({ length: 256 }, (_, i) => viridis(i / 255)) : [[78, 121, 167]];
+    scatter.setPalette(pal as [number, number, number][]);
+  }
+
+  function renderStatus() {
+    status.textContent = `${scatter.n.toLocaleString()} points` +
+      (nSelected ? ` · ${nSelected.toLocaleString()} selected` : "");
+  }
+
+  function opFor(ev: MouseEvent | KeyboardEvent): Op {
+    return ev.shiftKey ? "add" : ev.altKey ? "subtract" : op;
+  }
+
+  // ---- overlay: lasso path, focus ring, scale hint --------------------------------------------
+  let path: [number, number][] = [];
+  function drawOverlay() {
+    const dpr = window.devicePixelRatio || 1;
+    const w = stage.clientWidth, h = stage.clientHeight;
+    if (overlay.width !== Math.round(w * dpr)) { overlay.width = Math.round(w * dpr); overlay.height = Math.round(h * dpr); }
+    const ctx = overlay.getContext("2d")!;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    if (path.length > 1) {
+      ctx.beginPath();
+      ctx.moveTo(path[0][0], path[0][1]);
+      for (const [x, y] of path) ctx.lineTo(x, y);
+      ctx.closePath();
+      ctx.fillStyle = "rgba(30, 120, 220, 0.08)";
+      ctx.fill();
+      ctx.strokeStyle = "rgba(30, 120, 220, 0.9)";
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+    }
+    if (focus >= 0 && focus < scatter.n) {
+      const [fx, fy] = scatter.toPixel(scatter.xy[2 * focus], scatter.xy[2 * focus + 1]);
+      ctx.beginPath();
+      ctx.arc(fx, fy, 9, 0, 2 * Math.PI);
+      ctx.strokeStyle = "#d62728";
+      ctx.lineWidth = 2.5;
+      ctx.stroke();
+    }
+    // scale hint: a bar of a round length in map units
+    const [ax] = scatter.toData(0, 0), [bx] = scatter.toData(100, 0);
+    const step = niceStep(Math.abs(bx - ax) || 1);
+    const px = step / Math.abs(bx - ax || 1) * 100;
+    scaleBar.style.width = `${px}px`;
+    scaleBar.textContent = `${step.toPrecision(2).replace(/\.?0+$/, "")} map units`;
+  }
+
+  function relative(ev: MouseEvent): [number, number] {
+    const r = stage.getBoundingClientRect();
+    return [ev.clientX - r.left, ev.clientY - r.top];
+  }
+
+  function simplify(points: [number, number][], maxPoints = 400): [number, number][] {
+    const step = Math.max(1, Math.ceil(points.length / maxPoints));
+    return points.filter((_, i) => i % step === 0);
+  }
+
+  // ---- mouse: lasso, box, pan, click, hover ----------------------------------------------------
+  let drag: { mode: string; start: [number, number]; last: [number, number]; op: Op; moved: boolean } | null = null;
+  stage.addEventListener("mousedown", (ev) => {
+    ev.stopPropagation(); // JupyterLab would start a cell selection on Shift+drag and eat the moves
+    ev.preventDefault();
+    box.focus({ preventScroll: true });
+    if (ev.button !== 0) return;
+    const p = relative(ev);
+    drag = { mode: model.get("mode"), start: p, last: p, op: opFor(ev), moved: false };
+    path = [p];
+    hideTooltip();
+  });
+  const onMove = (ev: MouseEvent) => {
+    if (!drag) return;
+    const p = relative(ev);
+    if (Math.hypot(p[0] - drag.start[0], p[1] - drag.start[1]) > 4) drag.moved = true;
+    if (drag.mode === "pan") {
+      scatter.pan(p[0] - drag.last[0], p[1] - drag.last[1]);
+      drawOverlay();
+    } else if (drag.mode === "box") {
+      const [x0, y0] = drag.start;
+      path = [[x0, y0], [p[0], y0], [p[0], p[1]], [x0, p[1]]];
+      drawOverlay();
+    } else {
+      const last = path[path.length - 1];
+      if (Math.hypot(p[0] - last[0], p[1] - last[1]) >= 2) { path.push(p); drawOverlay(); }
+    }
+    drag.last = p;
+  };
+  const onUp = (ev: MouseEvent) => {
+    if (!drag) return;
+    onMove(ev); // the release point counts (browsers coalesce the last moves)
+    const d = drag;
+    drag = null;
+    const shape = path;
+    path = [];
+    drawOverlay();
+    if (!d.moved) { // a click: the nearest point, or nothing
+      const p = relative(ev);
+      const [x, y] = scatter.toData(p[0], p[1]);
+      const radius = Math.abs(scatter.toData(10, 0)[0] - scatter.toData(0, 0)[0]);
+      const row = grid ? grid.nearest(x, y, radius) : -1;
+      if (row >= 0) model.send({ type: "select", shape: "point", row, op: d.op });
+      else if (d.op === "replace" && d.mode !== "pan") model.send({ type: "select", shape: "clear", op: "replace" });
+      return;
+    }
+    if (d.mode === "pan" || shape.length < 3) return;
+    const polygon = simplify(shape).map(([px, py]) => scatter.toData(px, py));
+    model.send({ type: "select", shape: d.mode, polygon, op: d.op });
+  };
+  window.addEventListener("mousemove", onMove);
+  window.addEventListener("mouseup", onUp);
+
+  stage.addEventListener("mousemove", (ev) => {
+    if (drag || !grid) return;
+    const p = relative(ev);
+    const [x, y] = scatter.toData(p[0], p[1]);
+    const radius = Math.abs(scatter.toData(8, 0)[0] - scatter.toData(0, 0)[0]);
+    const row = grid.nearest(x, y, radius);
+    if (row < 0) { hideTooltip(); return; }
+    if (row !== hoverRow) {
+      hoverRow = row;
+      window.clearTimeout(hoverTimer);
+      const cached = tipCache.get(row);
+      if (cached) showTooltip(row, p);
+      else hoverTimer = window.setTimeout(() => model.send({ type: "hover", row }), 40);
+    }
+    placeTooltip(p);
+  });
+  stage.addEventListener("mouseleave", hideTooltip);
+  stage.addEventListener("wheel", (ev) => {
+    ev.preventDefault();
+    const p = relative(ev);
+    scatter.zoomAt(p[0], p[1], Math.exp(-ev.deltaY * 0.0015));
+    hideTooltip();
+    drawOverlay();
+  }, { passive: false });
+  box.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") model.send({ type: "select", shape: "clear", op: "replace" });
+  });
+
+  function placeTooltip(p: [number, number]) {
+    const w = stage.clientWidth;
+    tooltip.style.left = `${Math.min(p[0] + 14, w - 180)}px`;
+    tooltip.style.top = `${p[1] + 14}px`;
+  }
+  function showTooltip(row: number, p?: [number, number]) {
+    const tip = tipCache.get(row);
+    if (!tip || row !== hoverRow) return;
+    tooltip.replaceChildren();
+    if (tip.url) { const img = el("img", "dx-thumb", tooltip); img.src = tip.url; img.alt = ""; }
+    for (const [k, v] of tip.lines) {
+      const line = el("div", "dx-tip-line", tooltip);
+      el("b", "", line, `${k}: `);
+      el("span", "", line, v);
+    }
+    tooltip.style.display = "";
+    if (p) placeTooltip(p);
+  }
+  function hideTooltip() {
+    hoverRow = -1;
+    window.clearTimeout(hoverTimer);
+    tooltip.style.display = "none";
+  }
+
+  // ---- selection panel -------------------------------------------------------------------------
+  const panelUrls: string[] = [];
+  function renderPanel(msg: any, buffers: DataView[]) {
+    panelUrls.forEach((u) => URL.revokeObjectURL(u));
+    panelUrls.length = 0;
+    panel.replaceChildren();
+    if (!msg.total) { panel.style.display = "none"; return; }
+    panel.style.display = "";
+    const head = el("div", "dx-panel-head", panel);
+    el("b", "", head, `${msg.total.toLocaleString()} selected`);
+    for (const [label, count] of msg.counts as [string, number][]) {
+      el("span", "dx-chip", head, `${label}: ${count.toLocaleString()}`);
+    }
+    const rows = new Uint32Array(bytes(buffers[0]));
+    const gridEl = el("div", "dx-grid", panel);
+    rows.forEach((row, i) => {
+      const cell = el("div", "dx-cell", gridEl);
+      cell.title = msg.titles[i];
+      const img = el("img", "dx-thumb", cell);
+      const url = imageUrl(bytes(buffers[i + 1]), msg.mime);
+      panelUrls.push(url);
+      img.src = url;
+      img.alt = msg.titles[i];
+      cell.onclick = () => { focus = row; drawOverlay(); };
+    });
+    const nav = el("div", "dx-nav", panel);
+    const prev = el("button", "dx-btn", nav, "‹ Prev");
+    prev.disabled = msg.page <= 0;
+    prev.onclick = () => model.send({ type: "page", page: msg.page - 1 });
+    el("span", "", nav, `page ${msg.page + 1} of ${msg.pages}`);
+    const next = el("button", "dx-btn", nav, "Next ›");
+    next.disabled = msg.page >= msg.pages - 1;
+    next.onclick = () => model.send({ type: "page", page: msg.page + 1 });
+  }
+
+  // ---- messages from the kernel ------------------------------------------------------------------
+  function onMessage(msg: any, buffers: DataView[]) {
+    if (msg.type === "points") {
+      if (msg.offset === 0) pending = { xy: new Float32Array(2 * msg.total), codes: new Uint16Array(msg.total), total: msg.total };
+      if (!pending) return;
+      if (msg.count) {
+        pending.xy.set(new Float32Array(bytes(buffers[0])), 2 * msg.offset);
+        pending.codes.set(new Uint16Array(bytes(buffers[1])), msg.offset);
+      }
+      if (msg.final) {
+        const { xy, codes, total } = pending;
+        pending = null;
+        scatter.setPoints(xy, total);
+        scatter.setColors(codes);
+        selected = new Uint8Array(total);
+        nSelected = 0;
+        grid = new GridIndex(xy, total, scatter.bounds);
+        renderLegend();
+        renderStatus();
+        drawOverlay();
+        box.dataset.ready = "true";
+      }
+    } else if (msg.type === "colors") {
+      scatter.setColors(new Uint16Array(bytes(buffers[0])));
+      renderLegend();
+    } else if (msg.type === "selection") {
+      if (msg.offset === 0) selChunks = { rows: new Uint32Array(msg.total), total: msg.total, got: 0 };
+      if (!selChunks) return;
+      if (msg.count) { selChunks.rows.set(new Uint32Array(bytes(buffers[0])), msg.offset); selChunks.got += msg.count; }
+      if (msg.final) {
+        selected = new Uint8Array(scatter.n);
+        for (const r of selChunks.rows) if (r < scatter.n) selected[r] = 1;
+        nSelected = selChunks.total;
+        selChunks = null;
+        scatter.setSelected(selected, nSelected > 0);
+        focus = -1;
+        drawOverlay();
+        renderStatus();
+        box.dataset.selected = String(nSelected);
+        box.dataset.selectionSeq = String(msg.seq);
+      }
+    } else if (msg.type === "tooltip") {
+      const old = tipCache.get(msg.row);
+      if (old?.url) URL.revokeObjectURL(old.url);
+      tipCache.set(msg.row, { url: buffers.length ? imageUrl(bytes(buffers[0]), msg.mime) : null, lines: msg.lines });
+      if (tipCache.size > 500) { // keep memory bounded
+        const first = tipCache.keys().next().value as number;
+        const t = tipCache.get(first);
+        if (t?.url) URL.revokeObjectURL(t.url);
+        tipCache.delete(first);
+      }
+      showTooltip(msg.row);
+    } else if (msg.type === "panel") {
+      renderPanel(msg, buffers);
+    }
+  }
+  // Handles for tests and debugging: map coordinates -> viewport pixels, and the highlighted rows.
+  Object.assign(box, {
+    dxToPixel: (x: number, y: number) => {
+      const r = stage.getBoundingClientRect();
+      const [px, py] = scatter.toPixel(x, y);
+      return [r.left + px, r.top + py];
+    },
+    dxSelected: () => { const out: number[] = []; selected.forEach((v, i) => { if (v) out.push(i); }); return out; },
+  });
+  model.on("msg:custom", onMessage);
+  const onMode = () => syncButtons();
+  const onColor = () => renderLegend();
+  const onHeight = () => { stage.style.height = `${model.get("height")}px`; scatter.draw(); drawOverlay(); };
+  model.on("change:mode", onMode);
+  model.on("change:color_info", onColor);
+  model.on("change:height", onHeight);
+  const resize = new ResizeObserver(() => { scatter.draw(); drawOverlay(); });
+  resize.observe(stage);
+  model.send({ type: "ready" });
+
+  return () => {
+    model.off("msg:custom", onMessage);
+    model.off("change:mode", onMode);
+    model.off("change:color_info", onColor);
+    model.off("change:height", onHeight);
+    window.removeEventListener("mousemove", onMove);
+    window.removeEventListener("mouseup", onUp);
+    resize.disconnect();
+    panelUrls.forEach((u) => URL.revokeObjectURL(u));
+    tipCache.forEach((t) => t.url && URL.revokeObjectURL(t.url));
+    scatter.destroy();
+    box.remove();
+  };
+}
+
+export default { render };
