@@ -135,7 +135,7 @@ class Explorer(anywidget.AnyWidget):
                     raise DataexploreError(f"no column {color!r} to colour by; columns: {list(self.table.columns)}")
                 values = self.table[color]
             else:
-                values = pd.Series(np.asarray(color))
+                values = color.reset_index(drop=True) if isinstance(color, pd.Series) else pd.Series(np.asarray(color))
                 if len(values) != n:
                     raise DataexploreError(f"mismatched lengths: {len(values)} colour values for {n} points")
             if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
@@ -147,12 +147,19 @@ class Explorer(anywidget.AnyWidget):
                 self._codes = np.round(scaled * 255).astype(np.uint16)
                 self.color_info = {"kind": "numeric", "name": name, "min": _short(lo), "max": _short(hi)}
             else:
-                codes, cats = pd.factorize(values.astype(str), sort=True)
+                try:  # natural order for numbers (2 before 10), text order otherwise
+                    codes, cats = pd.factorize(values, sort=True)
+                except TypeError:  # mixed types
+                    codes, cats = pd.factorize(values.astype(str), sort=True)
+                cats = [str(c) for c in cats]
+                if (codes < 0).any():  # missing values get a class of their own, last
+                    codes = np.where(codes < 0, len(cats), codes)
+                    cats.append("(missing)")
                 if len(cats) > 65535:
                     raise DataexploreError(f"{len(cats)} categories is more than a map can colour (65535)")
                 self._codes = codes.astype(np.uint16)
                 counts = np.bincount(codes, minlength=len(cats))
-                self.color_info = {"kind": "categorical", "name": name, "categories": [str(c) for c in cats],
+                self.color_info = {"kind": "categorical", "name": name, "categories": cats,
                                    "counts": counts.tolist()}
         self.send({"type": "colors"}, buffers=[self._codes.tobytes()])
 

@@ -45,3 +45,10 @@ def test_functions_are_not_shadowed_by_submodules():
             "print(all(callable(getattr(dx, n)) for n in ('embed', 'embed_text', 'project', 'load')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_js_bundle_is_packaged_and_versions_match():
+    pkg = json.loads((ROOT / "js" / "package.json").read_text())
+    assert pkg["version"] == dataexplore.__version__
+    bundle = ROOT / "dataexplore" / "static" / "explorer.js"
+    assert bundle.is_file() and "dxToPixel" in bundle.read_text()

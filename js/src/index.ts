@@ -319,11 +319,16 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     rows.forEach((row, i) => {
       const cell = el("div", "dx-cell", gridEl);
       cell.title = msg.titles[i];
-      const img = el("img", "dx-thumb", cell);
-      const url = imageUrl(bytes(buffers[i + 1]), msg.mime);
-      panelUrls.push(url);
-      img.src = url;
-      img.alt = msg.titles[i];
+      const data = bytes(buffers[i + 1]);
+      if (data.byteLength) {
+        const img = el("img", "dx-thumb", cell);
+        const url = imageUrl(data, msg.mime);
+        panelUrls.push(url);
+        img.src = url;
+        img.alt = msg.titles[i];
+      } else {
+        el("div", "dx-cell-text", cell, msg.titles[i]); // no image for this sample: its id
+      }
       cell.onclick = () => { focus = row; drawOverlay(); };
     });
     const nav = el("div", "dx-nav", panel);

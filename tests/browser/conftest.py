@@ -51,6 +51,7 @@ def lab(tmp_path_factory):
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}", "--ServerApp.allow_root=True",
            f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+           "--JupyterNotebookApp.expose_app_in_browser=True",
            f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root / '.ws'}"]
     log = open(root / "lab.log", "wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -106,9 +107,11 @@ def write_notebook(path: Path, cells: list[str]) -> None:
     nbformat.write(nb, path)
 
 
-def open_and_run(page, lab, name: str, timeout: float = 240) -> None:
-    """Open a notebook in JupyterLab, wait for its kernel, run all cells."""
-    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+def open_and_run(page, lab, name: str, timeout: float = 240, app: str = "lab") -> None:
+    """Open a notebook in JupyterLab (``app="lab"``) or Notebook 7 (``"notebook"``), wait for its kernel,
+    run all cells."""
+    path = f"lab/tree/{name}" if app == "lab" else f"notebooks/{name}"
+    page.goto(f"{lab['url']}/{path}?token={lab['token']}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
     page.wait_for_function(
         "() => { const w = window.jupyterapp?.shell?.currentWidget;"

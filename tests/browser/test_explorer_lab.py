@@ -95,6 +95,16 @@ def _pixels(page, pts):
     return last
 
 
+def _lasso(page, path):
+    def action():
+        page.mouse.move(*path[0])
+        page.mouse.down()
+        for p in path[1:] + path[:1]:
+            page.mouse.move(*p, steps=4)
+        page.mouse.up()
+    return action
+
+
 def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     xy, labels = fashion_map
     write_notebook(lab["root"] / "explorer.ipynb", CELLS)
@@ -108,13 +118,7 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     # lasso around one island, with the mouse, in the default mode
     cls, hull = _island(xy, labels)
     path = _pixels(page, hull)
-    def lasso():
-        page.mouse.move(*path[0])
-        page.mouse.down()
-        for p in path[1:] + path[:1]:
-            page.mouse.move(*p, steps=4)
-        page.mouse.up()
-    got = _selection_after(lab, page, lasso)
+    got = _selection_after(lab, page, _lasso(page, path))
     sel = np.array(got["indices"])
     assert got["shape"] == "lasso" and len(sel) > 50
     assert sorted(_highlighted(page)) == sorted(sel.tolist())  # Python holds exactly what is shown
@@ -186,3 +190,59 @@ def test_labels_are_text_not_html(lab, page, fashion_map):
     evil.locator(".dx-tooltip .dx-tip-line").first.wait_for(timeout=15_000)
     assert "<img src=x onerror=alert(1)>" in evil.locator(".dx-tooltip").inner_text()
     assert page.dialogs == []
+
+
+def test_lasso_and_hover_in_notebook7(lab, page, fashion_map):
+    xy, labels = fashion_map
+    write_notebook(lab["root"] / "explorer7.ipynb", CELLS[:1])
+    open_and_run(page, lab, "explorer7.ipynb", app="notebook")
+    page.wait_for_selector(".dx-explorer[data-ready='true']", timeout=240_000)
+    page.locator(".dx-explorer").first.scroll_into_view_if_needed()
+    cls, hull = _island(xy, labels)
+    got = _selection_after(lab, page, _lasso(page, _pixels(page, hull)))
+    assert len(got["indices"]) > 50 and sorted(_highlighted(page)) == sorted(got["indices"])
+    row = got["indices"][0]
+    (x, y), = _pixels(page, [xy[row]])
+    page.mouse.move(x + 30, y + 30)
+    page.mouse.move(x, y, steps=3)
+    page.locator(".dx-tooltip img").first.wait_for(timeout=15_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer-notebook7.png"))
+
+
+def test_a_million_points_render_and_a_million_selected_reach_python(lab, page):
+    """1M points arrive in chunks under the 10 MB websocket cap; selecting all of them comes back whole."""
+    cells = ["""import json, os
+import numpy as np, dataexplore as dx
+rng = np.random.default_rng(0)
+big = dx.Explorer(rng.normal(size=(1_000_000, 2)).astype(np.float32), height=400,
+                  color=np.char.mod("class %d", rng.integers(0, 250, 1_000_000)))
+def record(sel):
+    tmp = os.environ["DX_TEST_OUT"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"indices": [int(sel.indices[0]), int(sel.indices[-1])] if len(sel) else [], "n": len(sel)}, f)
+    os.replace(tmp, os.environ["DX_TEST_OUT"])
+big.on_select(record)
+big"""]
+    write_notebook(lab["root"] / "million.ipynb", cells)
+    open_and_run(page, lab, "million.ipynb")
+    page.wait_for_selector(".dx-explorer[data-ready='true']", timeout=240_000)
+    widget = page.locator(".dx-explorer").first
+    widget.scroll_into_view_if_needed()
+    assert "1,000,000 points" in widget.locator(".dx-status").inner_text()
+    assert widget.locator(".dx-legend-row").count() == 250
+    widget.locator(".dx-btn[data-mode='box']").click()
+    box = widget.locator(".dx-stage").bounding_box()
+    def select_all():
+        page.mouse.move(box["x"] + 2, box["y"] + 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] - 160, box["y"] + box["height"] - 2, steps=6)
+        page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=2)
+        page.mouse.up()
+    got = _selection_after(lab, page, select_all, timeout=120)
+    assert got["n"] == 1_000_000 and got["indices"] == [0, 999_999]
+    page.wait_for_function("() => document.querySelector('.dx-explorer').dataset.selected === '1000000'",
+                           timeout=60_000)
+    assert len(_highlighted(page)) == 1_000_000
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer-million.png"))
