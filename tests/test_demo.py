@@ -10,17 +10,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _length(array) -> int:
-    """Length of a plotly array: a list, or plotly 6's typed array {dtype, bdata}."""
-    if isinstance(array, list):
-        return len(array)
-    import base64
-
-    import numpy as np
-
-    return len(np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]))
-
-
 @pytest.mark.slow
 def test_demo_prepares_and_quickstart_notebook_runs(tmp_path, monkeypatch):
     import nbformat
@@ -40,10 +29,11 @@ def test_demo_prepares_and_quickstart_notebook_runs(tmp_path, monkeypatch):
                      for outs in outputs.values() for o in outs)
     # the notebook reused the demo's cache: nothing was computed again
     assert f"'computed': 0, 'cached': {n}" in text
-    figures = [o for outs in outputs.values() for o in outs if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert len(figures) == 1
-    traces = figures[0]["data"]["application/vnd.plotly.v1+json"]["data"]
-    assert len(traces) == 10  # one trace per class
-    assert sum(_length(t["x"]) for t in traces) == n  # every image is a point
+    widgets = [o for outs in outputs.values() for o in outs
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 1  # the Explorer map
+    # selecting from Python: the 20 best text matches
+    assert "(20, 'ids')" in text
     # the text query finds sneakers
-    assert "Sneaker" in nb.cells[-2].outputs[0]["data"]["text/plain"].splitlines()[1]
+    counts = next(c for c in nb.cells if c.cell_type == "code" and "value_counts" in c.source)
+    assert "Sneaker" in counts.outputs[0]["data"]["text/plain"].splitlines()[1]
