@@ -1,90 +1,29 @@
-"""JupyterLab on loopback driven by Debian's chromium through Python playwright, as a person would."""
+"""Fixtures for the browser tests: JupyterLab on loopback, headless chromium, a fresh page per test."""
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .harness import CHROMIUM, launch_browser, start_lab
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 with autosave off; yields (base url, token, root dir, env)."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("browser tests need chromium (apt-get install chromium); .ci/setup installs it")
     pytest.importorskip("playwright")
     root = tmp_path_factory.mktemp("lab")
-    settings = root / ".settings"
-    for plugin, values in {
-        "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                            "checkForUpdates": False},
-    }.items():
-        path = settings / plugin
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, DATAEXPLORE_CACHE_DIR=str(root / ".cache"), HF_HUB_OFFLINE="1",
-               DX_TEST_OUT=str(root / "selection.json"))
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}", "--ServerApp.allow_root=True",
-           f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-           "--JupyterNotebookApp.expose_app_in_browser=True",
-           f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root / '.ws'}"]
-    log = open(root / "lab.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "lab.log").read_text())
-            time.sleep(0.5)
-    try:
-        yield {"url": url, "token": token, "root": root, "env": env}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with start_lab(root, {"DATAEXPLORE_CACHE_DIR": str(root / ".cache"),
+                          "DX_TEST_OUT": str(root / "selection.json")}) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Debian's chromium; playwright gives each launch a fresh, empty profile directory."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+def browser(lab):
+    with launch_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -98,22 +37,3 @@ def page(browser):
     context.close()
 
 
-def write_notebook(path: Path, cells: list[str]) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
-def open_and_run(page, lab, name: str, timeout: float = 240, app: str = "lab") -> None:
-    """Open a notebook in JupyterLab (``app="lab"``) or Notebook 7 (``"notebook"``), wait for its kernel,
-    run all cells."""
-    path = f"lab/tree/{name}" if app == "lab" else f"notebooks/{name}"
-    page.goto(f"{lab['url']}/{path}?token={lab['token']}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout * 1000)
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp?.shell?.currentWidget;"
-        " return w?.sessionContext?.session?.kernel?.status === 'idle'; }", timeout=timeout * 1000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")

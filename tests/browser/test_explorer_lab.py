@@ -11,7 +11,7 @@ import pytest
 import dataexplore as dx
 from dataexplore.selection import points_in_polygon
 
-from .conftest import ARTIFACTS, open_and_run, write_notebook
+from .harness import ARTIFACTS, open_and_run, write_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 N = 2000
