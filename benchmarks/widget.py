@@ -71,14 +71,17 @@ AREA = {"dataexplore": ".dx-stage", "jupyter-scatter": ".jp-OutputArea-output ca
 
 
 def _drawn(page, selector) -> bool:
-    """Whether the map's area shows points: enough non-background pixels in a screenshot."""
+    """Whether the map's area shows points: over 3% of its pixels differ clearly from its most common
+    colour (the background, whatever it is; grid lines and axes stay under that share)."""
     from PIL import Image
 
     loc = page.locator(selector).first
     if loc.count() == 0 or not loc.is_visible():
         return False
-    img = np.asarray(Image.open(io.BytesIO(loc.screenshot(animations="disabled"))).convert("L"))
-    return (img < 200).mean() > 0.01
+    img = np.asarray(Image.open(io.BytesIO(loc.screenshot(animations="disabled"))).convert("RGB")).reshape(-1, 3)
+    colors, counts = np.unique(img, axis=0, return_counts=True)
+    background = colors[np.argmax(counts)].astype(int)
+    return (np.abs(img.astype(int) - background).max(axis=1) > 24).mean() > 0.03
 
 
 def _wait_file(path: Path, after: float, timeout: float) -> dict | None:

@@ -190,7 +190,7 @@ export class Scatter {
   }
 
   opacity(): number {
-    return Math.max(0.35, Math.min(0.95, 1.25 - 0.15 * Math.log10(Math.max(this.n, 1)) * Math.pow(this.view.zoom, -0.2)));
+    return Math.max(0.5, Math.min(0.95, 1.25 - 0.15 * Math.log10(Math.max(this.n, 1)) * Math.pow(this.view.zoom, -0.2)));
   }
 
   draw(): void {

@@ -14,7 +14,7 @@ from dataexplore.selection import points_in_polygon
 from .harness import ARTIFACTS, open_and_run, write_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-N = 2000
+N = 10000
 
 CELLS = [
     f"""import json, os
@@ -112,7 +112,7 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     page.wait_for_selector(".dx-explorer[data-ready='true']", timeout=240_000)
     widget = page.locator(".dx-explorer").first
     widget.scroll_into_view_if_needed()
-    assert "2,000 points" in page.locator(".dx-status").first.inner_text()
+    assert f"{N:,} points" in page.locator(".dx-status").first.inner_text()
     assert widget.locator(".dx-legend-row").count() == 10  # one legend entry per class
 
     # lasso around one island, with the mouse, in the default mode
@@ -124,8 +124,11 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     assert sorted(_highlighted(page)) == sorted(sel.tolist())  # Python holds exactly what is shown
     np.testing.assert_array_equal(np.flatnonzero(points_in_polygon(xy, np.array(got["polygon"]))), np.sort(sel))
     # and they are the points inside the outline drawn (pixel rounding may move a point on the edge)
-    drawn = np.flatnonzero(points_in_polygon(xy, hull))
-    assert len(np.setxor1d(drawn, sel)) <= max(3, 0.02 * len(drawn))
+    centre = hull.mean(0)
+    inner = np.flatnonzero(points_in_polygon(xy, centre + 0.98 * (hull - centre)))
+    outer = np.flatnonzero(points_in_polygon(xy, centre + 1.02 * (hull - centre)))
+    # (the browser coalesces mouse moves, so the drawn path may cut a corner of the hull slightly)
+    assert len(set(inner) & set(sel.tolist())) >= 0.97 * len(inner) and set(sel.tolist()) <= set(outer)
     assert (labels[sel] == cls).mean() > 0.5
     assert got["ids"][0].startswith("test-")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -155,7 +158,8 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
 
     # a point well outside the box, on the left (the legend covers the top right)
     far = np.flatnonzero(~in_box(3 * m) & (xy[:, 0] < np.percentile(xy[:, 0], 30)))
-    outside = int(far[np.argmin(np.abs(xy[far, 1] - np.median(xy[:, 1])))])
+    gaps = [np.sort(np.linalg.norm(xy - xy[i], axis=1))[1] for i in far]  # clicks need a lone point
+    outside = int(far[int(np.argmax(gaps))])
     (cx, cy), = _pixels(page, [xy[outside]])
     got = _selection_after(lab, page, lambda: page.keyboard.down("Shift") or page.mouse.click(cx, cy)
                            or page.keyboard.up("Shift"))
