@@ -142,7 +142,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   }
 
   function renderStatus() {
-    status.textContent = `${scatter.n.toLocaleString()} points` +
+    status.textContent = `${scatter.n.toLocaleString()} point${scatter.n === 1 ? "" : "s"}` +
       (nSelected ? ` · ${nSelected.toLocaleString()} selected` : "");
   }
 

@@ -32,6 +32,9 @@ ex""",
 evil = dx.Explorer(np.array([[0, 0], [1, 1], [2, 0]], np.float32), height=220, color="label",
                    table=pd.DataFrame({"id": ["x", "y", "z"], "label": ["<img src=x onerror=alert(1)>", "ok", "ok"]}))
 evil""",
+    """import ipywidgets
+ipywidgets.VBox([dx.Explorer(np.zeros((0, 2)), height=120), dx.Explorer(np.zeros((1, 2)), height=120),
+                 dx.Explorer(np.ones((50, 2)), height=120)])""",
 ]
 
 
@@ -194,11 +197,17 @@ def test_labels_are_text_not_html(lab, page, fashion_map):
     evil.locator(".dx-tooltip .dx-tip-line").first.wait_for(timeout=15_000)
     assert "<img src=x onerror=alert(1)>" in evil.locator(".dx-tooltip").inner_text()
     assert page.dialogs == []
+    # 0 points, 1 point and identical coordinates render without errors
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.dx-explorer')).slice(2)"
+                           ".filter(e => e.dataset.ready === 'true').length === 3", timeout=60_000)
+    statuses = [page.locator(".dx-explorer").nth(i).locator(".dx-status").inner_text() for i in (2, 3, 4)]
+    assert statuses == ["0 points", "1 point", "50 points"]
+    assert page.locator(".dx-error").count() == 0
 
 
 def test_lasso_and_hover_in_notebook7(lab, page, fashion_map):
     xy, labels = fashion_map
-    write_notebook(lab["root"] / "explorer7.ipynb", CELLS[:1])
+    write_notebook(lab["root"] / "explorer7.ipynb", CELLS[:1])  # the Fashion-MNIST map only
     open_and_run(page, lab, "explorer7.ipynb", app="notebook")
     page.wait_for_selector(".dx-explorer[data-ready='true']", timeout=240_000)
     page.locator(".dx-explorer").first.scroll_into_view_if_needed()
