@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SourceError
+from .samples import check_unique_ids
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Embeddings:
             raise SourceError(f"mismatched lengths: {len(self.ids)} ids but {len(self.vectors)} vectors")
         if self.rows is None:
             self.rows = np.arange(len(self.ids), dtype=np.int64)
-        _check_unique_ids(self.ids)
+        check_unique_ids(pd.Series(self.ids))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -149,12 +150,3 @@ class Embeddings:
         failures = pd.DataFrame({"id": ids[bad], "row": bad.astype(np.int64),
                                  "reason": ["no embedding in file"] * len(bad)})
         return cls(ids=ids[valid], vectors=vectors, rows=rows, model=model, failures=failures)
-
-
-def _check_unique_ids(ids: np.ndarray) -> None:
-    series = pd.Series(ids)
-    dup = series.duplicated(keep=False)
-    if dup.any():
-        first = series[dup].iloc[0]
-        rows = np.flatnonzero((series == first).to_numpy())
-        raise SourceError(f"duplicate sample id {first!r} at rows {', '.join(map(str, rows[:5]))}")

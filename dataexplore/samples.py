@@ -52,7 +52,7 @@ class Samples:
             raise SourceError("a samples table needs an 'id' column")
         table = table.reset_index(drop=True).copy()
         table["id"] = table["id"].astype(str)
-        _check_unique(table["id"])
+        check_unique_ids(table["id"])
         if images is None:
             if "filepath" not in table.columns:
                 raise SourceError("a samples table needs a 'filepath' column or in-memory images")
@@ -263,7 +263,8 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def _check_unique(ids: pd.Series) -> None:
+def check_unique_ids(ids: pd.Series) -> None:
+    """Raise :class:`SourceError` naming the first duplicated id and its rows."""
     dup = ids.duplicated(keep=False)
     if dup.any():
         first = ids[dup].iloc[0]
