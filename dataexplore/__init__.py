@@ -7,6 +7,13 @@ The common path is three calls::
     proj = dx.project(emb)                                             # 2-D UMAP map, cached
     proj.to_frame()                                                    # id, x, y
 
+and the analyses find what to look at (see :mod:`dataexplore.analysis`)::
+
+    dx.coverage(train, production)      # where production has no training data nearby
+    dx.concepts(train, other=production) # concepts with no or few images
+    dx.failures(emb, correct=ok)        # where the model's errors concentrate
+    dx.clusters(emb)                    # an overview, each cluster named in words
+
 Heavy dependencies (torch, open_clip, umap) are imported on first use, so
 ``import dataexplore`` stays fast.
 """
@@ -31,16 +38,22 @@ _LAZY = {
     "Selection": "selection",
     "Explorer": "explorer",
     "explore": "explorer",
+    "coverage": "analysis",
+    "concepts": "analysis",
+    "failures": "analysis",
+    "clusters": "analysis",
     "datasets": None,
     "models": None,
     "cache": None,
     "images": None,
+    "analysis": None,
 }
 
 __all__ = ["__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import cache, datasets, images, models
+    from . import analysis, cache, datasets, images, models
+    from .analysis import clusters, concepts, coverage, failures
     from .engine import embed, embed_text
     from .explorer import Explorer, explore
     from .selection import Selection

@@ -25,6 +25,11 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+#: The same classes in plain words, for text prompts (what ``fashion-tiny`` was trained on).
+FASHION_MNIST_PHRASES = (
+    "t-shirt", "trousers", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)
 FASHION_MNIST_URL = "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 #: Folders searched before downloading; the Debian package ``dataset-fashion-mnist`` fills the first.
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)

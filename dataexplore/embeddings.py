@@ -72,6 +72,46 @@ class Embeddings:
         emb.check_finite()
         return emb
 
+    def subset(self, keep: Any) -> "Embeddings":
+        """The samples selected by a boolean mask or positions (e.g. one split), same model and source.
+
+        Examples
+        --------
+        >>> train = emb.subset(emb.table["split"] == "train")  # doctest: +SKIP
+        """
+        keep = np.asarray(keep)
+        pos = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64)
+        if keep.dtype == bool and len(keep) != len(self):
+            raise SourceError(f"mismatched lengths: a mask of {len(keep)} for {len(self)} embeddings")
+        return Embeddings(ids=self.ids[pos], vectors=self.vectors[pos], rows=self.rows[pos], samples=self.samples,
+                          model=self.model, stats=dict(self.stats))
+
+    @classmethod
+    def concat(cls, parts: Sequence["Embeddings"]) -> "Embeddings":
+        """Several embedded sets as one (e.g. train and production on one map); same model only.
+
+        Their sources are combined with :meth:`Samples.concat`, so thumbnails and metadata keep
+        working; ids must be unique across the parts.
+        """
+        from .samples import Samples
+
+        parts = list(parts)
+        if not parts:
+            raise SourceError("nothing to concatenate")
+        weights = {p.model.get("weights") for p in parts}
+        dims = {p.vectors.shape[1] for p in parts}
+        if len(weights) > 1 or len(dims) > 1:
+            raise SourceError("embeddings from different models cannot be combined")
+        samples, rows, offsets = None, None, [0] * len(parts)
+        if all(p.samples is not None for p in parts):
+            samples = Samples.concat([p.samples for p in parts])
+            offsets = np.cumsum([0] + [len(p.samples) for p in parts[:-1]])
+            rows = np.concatenate([p.rows + o for p, o in zip(parts, offsets)])
+        failures = pd.concat([p.failures.assign(row=p.failures["row"].astype(np.int64) + o)
+                              for p, o in zip(parts, offsets)], ignore_index=True)
+        return cls(ids=np.concatenate([p.ids for p in parts]), vectors=np.concatenate([p.vectors for p in parts]),
+                   rows=rows, samples=samples, model=parts[0].model, failures=failures)
+
     @property
     def table(self) -> pd.DataFrame:
         """Metadata rows of the embedded samples (``id`` plus e.g. ``label``), aligned to ``ids``."""

@@ -109,6 +109,12 @@ class Explorer(anywidget.AnyWidget):
         self._seq = 0
         self.selection = as_selection(self.ids, [], shape="clear", provenance=self.provenance)
         self._codes = np.zeros(n, dtype=np.uint16)
+        self._result: Any = None
+        self._result_colored = False
+        self._groups: list[np.ndarray] = []
+        self._group_names: list[str] = []
+        self._active_group = -1
+        self._groups_msg: dict | None = None
         self.set_color(color)
         self.on_msg(self._on_message)
 
@@ -122,14 +128,27 @@ class Explorer(anywidget.AnyWidget):
             raise traitlets.TraitError("mode must be 'lasso', 'box' or 'pan'")
         return proposal["value"]
 
-    def set_color(self, color: Any) -> None:
-        """Colour points by a ``table`` column or by values aligned to the points (None: one colour)."""
+    def set_color(self, color: Any, *, no_value: str = "class") -> None:
+        """Colour points by a ``table`` column or by values aligned to the points (None: one colour).
+
+        Parameters
+        ----------
+        color : str, array-like or None
+            A ``table`` column name, or one value per point.
+        no_value : {"class", "grey"}
+            Missing values (None/NaN) of categorical colours become a ``(missing)`` class, or are
+            drawn grey outside the legend (what :meth:`show` uses for points an analysis did not
+            cover). Missing numbers are always grey and do not stretch the colour bar.
+        """
         n = len(self.xy)
+        if no_value not in ("class", "grey"):
+            raise DataexploreError("no_value must be 'class' or 'grey'")
         if color is None:
             self._codes = np.zeros(n, dtype=np.uint16)
             self.color_info = {"kind": "none"}
         else:
-            name = color if isinstance(color, str) else "value"
+            name = color if isinstance(color, str) else \
+                str(color.name) if isinstance(color, pd.Series) and color.name is not None else "value"
             if isinstance(color, str):
                 if color not in self.table.columns:
                     raise DataexploreError(f"no column {color!r} to colour by; columns: {list(self.table.columns)}")
@@ -138,29 +157,33 @@ class Explorer(anywidget.AnyWidget):
                 values = color.reset_index(drop=True) if isinstance(color, pd.Series) else pd.Series(np.asarray(color))
                 if len(values) != n:
                     raise DataexploreError(f"mismatched lengths: {len(values)} colour values for {n} points")
-            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
-                    and values.nunique() > 32:
-                v = values.to_numpy(dtype=np.float64)
+            if pd.api.types.is_float_dtype(values) or (pd.api.types.is_integer_dtype(values)
+                                                       and values.nunique() > 32):  # few integers: classes
+                v = values.to_numpy(dtype=np.float64, na_value=np.nan)
                 finite = np.isfinite(v)
                 lo, hi = (float(np.min(v[finite])), float(np.max(v[finite]))) if finite.any() else (0.0, 1.0)
                 scaled = np.where(finite, (v - lo) / ((hi - lo) or 1.0), 0.0)
-                self._codes = np.round(scaled * 255).astype(np.uint16)
-                self.color_info = {"kind": "numeric", "name": name, "min": _short(lo), "max": _short(hi)}
+                self._codes = np.where(finite, np.round(scaled * 255), 256).astype(np.uint16)
+                self.color_info = {"kind": "numeric", "name": name, "min": _short(lo), "max": _short(hi),
+                                   "no_value": int((~finite).sum()), "no_value_code": 256}
             else:
                 try:  # natural order for numbers (2 before 10), text order otherwise
                     codes, cats = pd.factorize(values, sort=True)
                 except TypeError:  # mixed types
                     codes, cats = pd.factorize(values.astype(str), sort=True)
                 cats = [str(c) for c in cats]
-                if (codes < 0).any():  # missing values get a class of their own, last
+                missing = int((codes < 0).sum())
+                if missing and no_value == "class":  # missing values get a class of their own, last
                     codes = np.where(codes < 0, len(cats), codes)
                     cats.append("(missing)")
-                if len(cats) > 65535:
-                    raise DataexploreError(f"{len(cats)} categories is more than a map can colour (65535)")
+                    missing = 0
+                if len(cats) > 65534:
+                    raise DataexploreError(f"{len(cats)} categories is more than a map can colour (65534)")
+                codes = np.where(codes < 0, len(cats), codes)  # no value: one past the last class, grey
                 self._codes = codes.astype(np.uint16)
-                counts = np.bincount(codes, minlength=len(cats))
+                counts = np.bincount(codes, minlength=len(cats))[:len(cats)]
                 self.color_info = {"kind": "categorical", "name": name, "categories": cats,
-                                   "counts": counts.tolist()}
+                                   "counts": counts.tolist(), "no_value": missing, "no_value_code": len(cats)}
         self.send({"type": "colors"}, buffers=[self._codes.tobytes()])
 
     def select(self, ids: Sequence[str] | Selection | None) -> Selection:
@@ -178,6 +201,78 @@ class Explorer(anywidget.AnyWidget):
             rows = pos
         self._set_selection(as_selection(self.ids, rows, shape="ids", provenance=self.provenance))
         return self.selection
+
+    def show(self, result: Any, color: bool = True, by: str | None = None) -> None:
+        """Show an analysis result on the map: colour by it and list its groups beside the map.
+
+        Clicking a row of the list selects that group's points (Shift adds, Alt subtracts), like
+        :meth:`select_group` does from Python. Points the result does not cover are grey.
+
+        Parameters
+        ----------
+        result : Coverage, ConceptCoverage, FailureSlices, Clusters or None
+            Anything with ``groups()``, ``group_ids(k)``, ``map_values()`` and ``title``
+            (see :mod:`dataexplore.analysis`); ``None`` removes the list (and the colouring).
+        color : bool
+            Colour the points by ``result.map_values()``.
+        by : str, optional
+            Passed to ``map_values`` (e.g. ``"correct"`` for failure slices).
+
+        Examples
+        --------
+        >>> fs = dx.failures(emb, correct=predicted == emb.table["label"])  # doctest: +SKIP
+        >>> ex = dx.Explorer(dx.project(emb), table=emb.table, samples=emb.samples, rows=emb.rows)  # doctest: +SKIP
+        >>> ex.show(fs)  # doctest: +SKIP
+        >>> ex.select_group(0).ids[:5]  # doctest: +SKIP
+        """
+        if result is None:
+            if self._result is not None and self._result_colored:
+                self.set_color(None)
+            self._result, self._groups, self._group_names = None, [], []
+            self._groups_msg = {"type": "groups", "title": "", "columns": [], "rows": [], "on_map": []}
+            self.send(self._groups_msg)
+            return
+        for attr in ("groups", "group_ids", "map_values"):
+            if not callable(getattr(result, attr, None)):
+                raise DataexploreError(f"cannot show {type(result).__name__}: it has no {attr}() method")
+        table = result.groups()
+        lookup = pd.Index(self.ids)
+        self._groups = []
+        for k in range(len(table)):
+            rows = lookup.get_indexer(pd.Index(np.asarray(result.group_ids(k), dtype=object).astype(str)))
+            self._groups.append(np.unique(rows[rows >= 0]).astype(np.uint32))
+        self._group_names = table["name"].astype(str).tolist()
+        self._result, self._result_colored = result, bool(color)
+        if color:
+            values = result.map_values(by) if by is not None else result.map_values()
+            values = values[~values.index.duplicated()]
+            values.index = values.index.astype(str)
+            aligned = values.reindex(pd.Index(self.ids.astype(str)))
+            aligned.name = values.name
+            self.set_color(aligned.reset_index(drop=True).rename(values.name or "value"), no_value="grey")
+        columns = [c for c in table.columns if c != "exemplars" and not table[c].map(_is_list).any()]
+        cells = [[_cell(c, table[c].iloc[k]) for c in columns] for k in range(len(table))]
+        self._active_group = -1
+        self._groups_msg = {"type": "groups", "title": str(getattr(result, "title", type(result).__name__)),
+                            "columns": columns, "rows": cells, "on_map": [int(len(g)) for g in self._groups]}
+        self.send(self._groups_msg)
+
+    def select_group(self, k: int) -> Selection:
+        """Select group ``k`` of the shown result (its row in the list); the map shows it."""
+        if not self._groups:
+            raise DataexploreError("no analysis result is shown: call show(result) first")
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < len(self._groups):
+            raise DataexploreError(f"group {k!r} out of range 0..{len(self._groups) - 1}")
+        self._set_selection(self._group_selection(int(k), self._groups[int(k)], None), group=int(k))
+        return self.selection
+
+    def _group_selection(self, k: int, rows: np.ndarray, op: str | None) -> Selection:
+        provenance = {**self.provenance, "analysis": str(getattr(self._result, "title", "")),
+                      "group": self._group_names[k]}
+        if op in (None, "replace"):
+            return as_selection(self.ids, rows, shape="group", provenance=provenance)
+        return as_selection(self.ids, combine(self.selection.indices, rows, op), shape="combined",
+                            provenance=self.provenance)
 
     def on_select(self, callback: Callable[[Selection], Any]) -> None:
         """Call ``callback(selection)`` after every selection change."""
@@ -203,6 +298,8 @@ class Explorer(anywidget.AnyWidget):
             kind = content.get("type")
             if kind == "ready":
                 self._send_points()
+                if self._groups_msg is not None:
+                    self.send(self._groups_msg)
                 self._send_selection()
             elif kind == "select":
                 self._select_from_browser(content)
@@ -233,6 +330,10 @@ class Explorer(anywidget.AnyWidget):
             cats = self.color_info.get("categories") or []
             cat = _row(content.get("category"), len(cats))
             new = np.flatnonzero(self._codes == cat)
+        elif shape == "group":
+            k = _row(content.get("group"), len(self._groups))
+            self._set_selection(self._group_selection(k, self._groups[k], op), group=k if op == "replace" else -1)
+            return
         elif shape == "clear":
             new, op = [], "replace"
         else:
@@ -242,8 +343,9 @@ class Explorer(anywidget.AnyWidget):
         self._set_selection(as_selection(self.ids, rows, polygon=polygon if op == "replace" else None,
                                          shape=made, provenance=self.provenance))
 
-    def _set_selection(self, selection: Selection) -> None:
+    def _set_selection(self, selection: Selection, group: int = -1) -> None:
         self._page = 0
+        self._active_group = group
         self.selection = selection
         self._send_selection()
 
@@ -260,7 +362,8 @@ class Explorer(anywidget.AnyWidget):
         for start in range(0, max(len(idx), 1), INDEX_CHUNK):
             stop = min(len(idx), start + INDEX_CHUNK)
             self.send({"type": "selection", "offset": start, "count": stop - start, "total": len(idx),
-                       "final": stop >= len(idx), "seq": self._seq}, buffers=[idx[start:stop].tobytes()])
+                       "final": stop >= len(idx), "seq": self._seq, "group": self._active_group},
+                      buffers=[idx[start:stop].tobytes()])
         self._send_panel()
 
     def _send_panel(self) -> None:
@@ -365,3 +468,24 @@ def _polygon(value: Any) -> np.ndarray:
 
 def _short(x: float) -> str:
     return f"{x:.4g}"
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _cell(column: str, value: Any) -> str:
+    """A group-table value as short text: shares and rates as percentages, other floats to 3 digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        if "share" in column or "rate" in column or column in ("low", "high"):
+            return f"{value:.1%}"
+        return f"{value:.3g}"
+    return str(value)

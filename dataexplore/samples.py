@@ -114,6 +114,28 @@ class Samples:
         images = None if self.images is None else self.images[rows]
         return Samples(self.table.iloc[rows], images=images, name=self.name)
 
+    @classmethod
+    def concat(cls, parts: Sequence["Samples"], name: str = "") -> "Samples":
+        """One table of several sources (e.g. train and production) for one map.
+
+        Columns are united (missing values where a source lacks a column); ids must stay unique.
+        All parts hold files, or all hold in-memory images of one shape.
+        """
+        parts = list(parts)
+        if not parts:
+            raise SourceError("nothing to concatenate")
+        in_memory = {p.images is not None for p in parts}
+        if len(in_memory) > 1:
+            raise SourceError("cannot combine in-memory images with image files in one table")
+        images = None
+        if in_memory == {True}:
+            shapes = {p.images.shape[1:] for p in parts}
+            if len(shapes) > 1:
+                raise SourceError(f"in-memory images of different shapes {sorted(shapes)} cannot be combined")
+            images = np.concatenate([p.images for p in parts])
+        table = pd.concat([p.table for p in parts], ignore_index=True)
+        return cls(table, images=images, name=name or " + ".join(p.name for p in parts if p.name))
+
 
 def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bool = True) -> Samples:
     """Turn any supported image source into :class:`Samples`.

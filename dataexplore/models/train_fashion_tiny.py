@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import FASHION_MNIST_PHRASES
+
 HERE = Path(__file__).parent / "fashion-tiny"
 
 #: Prompt templates; ``{}`` is replaced by a class phrase. Zero-shot uses their average.
@@ -41,10 +43,8 @@ TEMPLATES = (
     "a small photo of a {}.",
 )
 #: Natural-language phrases for the ten Fashion-MNIST classes, in label order.
-CLASS_PHRASES = (
-    "t-shirt", "trousers", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
-)
+#: Class phrases in label order (captions are built from them).
+CLASS_PHRASES = FASHION_MNIST_PHRASES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         "templates": list(TEMPLATES),
         "class_phrases": list(CLASS_PHRASES),
     }
+    if args.out.resolve() == HERE.resolve():  # the concept-match threshold of the shipped model
+        from ..analysis.calibrate import calibrate_model
+        from . import _CACHE
+
+        _CACHE.clear()
+        metrics["concept_threshold"] = calibrate_model("fashion-tiny", "fashion-mnist:train")
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

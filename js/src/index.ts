@@ -6,6 +6,7 @@
 // back, so what is highlighted is exactly what Python holds and a lasso never blocks the page.
 
 import { GridIndex } from "./grid";
+import { markGroup, renderGroups } from "./groups";
 import { categoryColor, rgbCss, viridis } from "./palette";
 import { Scatter } from "./scatter";
 
@@ -56,6 +57,8 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   const tooltip = el("div", "dx-tooltip", stage);
   tooltip.style.display = "none";
   const status = el("div", "dx-status", box);
+  const groups = el("div", "dx-groups", box);
+  groups.style.display = "none";
   const panel = el("div", "dx-panel", box);
 
   let scatter: Scatter;
@@ -112,9 +115,18 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   syncButtons();
 
   // ---- legend and status ---------------------------------------------------------------------
+  const NO_VALUE: [number, number, number] = [200, 200, 200];
   function renderLegend() {
     legend.replaceChildren();
     const info = model.get("color_info") || {};
+    const noValue = () => {
+      if (!info.no_value) return;
+      const row = el("div", "dx-legend-row dx-legend-none", legend);
+      row.title = "Points without a value";
+      el("span", "dx-swatch", row).style.background = rgbCss(NO_VALUE);
+      el("span", "dx-legend-name", row, "no value");
+      el("span", "dx-legend-count", row, Number(info.no_value).toLocaleString());
+    };
     if (info.kind === "categorical") {
       el("div", "dx-legend-title", legend, info.name);
       (info.categories as string[]).forEach((name, i) => {
@@ -126,19 +138,25 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
         el("span", "dx-legend-count", row, (info.counts?.[i] ?? 0).toLocaleString());
         row.onclick = (ev) => model.send({ type: "select", shape: "class", category: i, op: opFor(ev) });
       });
+      noValue();
     } else if (info.kind === "numeric") {
       el("div", "dx-legend-title", legend, info.name);
+      el("div", "dx-colorbar-max", legend, String(info.max));
       const bar = el("div", "dx-colorbar", legend);
       const stops = Array.from({ length: 11 }, (_, i) => rgbCss(viridis(i / 10))).join(", ");
       bar.style.background = `linear-gradient(to top, ${stops})`;
-      el("div", "dx-colorbar-max", legend, String(info.max));
       el("div", "dx-colorbar-min", legend, String(info.min));
+      noValue();
     }
     legend.style.display = info.kind === "categorical" || info.kind === "numeric" ? "" : "none";
-    const pal = info.kind === "categorical"
+    const pal: [number, number, number][] = info.kind === "categorical"
       ? (info.categories as string[]).map((_, i) => categoryColor(i))
       : info.kind === "numeric" ? Array.from({ length: 256 }, (_, i) => viridis(i / 255)) : [[78, 121, 167]];
-    scatter.setPalette(pal as [number, number, number][]);
+    if (typeof info.no_value_code === "number") { // grey for points without a value
+      while (pal.length < info.no_value_code) pal.push(NO_VALUE);
+      pal[info.no_value_code] = NO_VALUE;
+    }
+    scatter.setPalette(pal);
   }
 
   function renderStatus() {
@@ -381,6 +399,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
         renderStatus();
         box.dataset.selected = String(nSelected);
         box.dataset.selectionSeq = String(msg.seq);
+        markGroup(groups, typeof msg.group === "number" ? msg.group : -1);
       }
     } else if (msg.type === "tooltip") {
       const old = tipCache.get(msg.row);
@@ -395,6 +414,8 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
       showTooltip(msg.row);
     } else if (msg.type === "panel") {
       renderPanel(msg, buffers);
+    } else if (msg.type === "groups") {
+      renderGroups(groups, msg, (k, ev) => model.send({ type: "select", shape: "group", group: k, op: opFor(ev) }));
     }
   }
   // Handles for tests and debugging: map coordinates -> viewport pixels, and the highlighted rows.

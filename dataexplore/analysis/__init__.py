@@ -1,0 +1,17 @@
+"""Analyses in the full embedding space: coverage gaps, missing concepts, failure slices, clusters.
+
+Each returns a small result object with a ranked table of groups (``.groups()``), a way to turn
+any group into a :class:`~dataexplore.Selection` (``.selection(k)``), values to colour a map by
+(``.map_values()``) and a plotly chart (``.plot()``). None of this imports the widget; show a
+result on a map with ``explorer.show(result)``.
+"""
+
+from .clustering import Clusters, clusters
+from .concept_coverage import ConceptCoverage, calibrate_threshold, concepts
+from .gaps import Coverage, Redundancy, coverage
+from .slices import FailureSlices, failures
+from .groups import GroupResult, wilson
+from .neighbors import knn
+
+__all__ = ["Clusters", "ConceptCoverage", "Coverage", "FailureSlices", "GroupResult", "Redundancy",
+           "calibrate_threshold", "clusters", "concepts", "coverage", "failures", "knn", "wilson"]

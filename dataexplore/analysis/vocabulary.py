@@ -1,0 +1,175 @@
+"""Words for regions of the embedding space: a default concept vocabulary and text vectors.
+
+Every group an analysis finds (a coverage gap, a failure slice, a cluster) is described by the
+concepts whose CLIP text vectors best distinguish the group from the rest of the data: the score
+of a concept is the group centroid's similarity to it minus the whole set's, so "a photo of a
+shoe" names a group of shoes rather than every image that looks vaguely like a product photo.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import DataexploreError
+
+#: Common visual concepts, checked besides the dataset's own class names.
+DEFAULT_CONCEPTS = (
+    "person", "face", "child", "crowd", "hand",
+    "dog", "cat", "bird", "horse", "cow", "fish", "insect",
+    "car", "truck", "bus", "bicycle", "motorcycle", "airplane", "boat", "train",
+    "street", "building", "house", "bridge", "road", "traffic sign",
+    "tree", "flower", "grass", "forest", "mountain", "beach", "sea", "sky", "snow", "desert",
+    "kitchen", "bedroom", "table", "chair", "sofa", "computer", "phone", "book", "bottle", "cup",
+    "food", "fruit", "vegetable", "toy", "tool",
+    "t-shirt", "shirt", "pullover", "dress", "coat", "trousers", "skirt", "sneaker", "sandal",
+    "boot", "high heel shoe", "bag", "hat", "glasses", "watch",
+    "text", "logo", "drawing", "screenshot", "x-ray", "microscope image", "satellite image",
+    "night scene", "rain", "fog",
+)
+
+#: Prompt templates averaged per concept (prompt ensembling, as in the CLIP paper).
+TEMPLATES = (
+    "a photo of a {}.",
+    "a picture of a {}.",
+    "a photo of the {}.",
+    "a low resolution photo of a {}.",
+)
+
+
+def _known_phrases() -> dict[str, str]:
+    from ..datasets import FASHION_MNIST_CLASSES, FASHION_MNIST_PHRASES
+
+    return dict(zip(FASHION_MNIST_CLASSES, FASHION_MNIST_PHRASES))
+
+
+#: Plain-language phrase for dataset labels whose names are not good prompts ("T-shirt/top").
+LABEL_PHRASES = _known_phrases()
+
+
+def phrase(concept: str, phrases: dict[str, str] | None = None) -> str:
+    """What to put in the prompt for ``concept``: a given phrase, a known label phrase, or itself."""
+    return (phrases or {}).get(concept) or LABEL_PHRASES.get(concept) or concept
+
+
+def vocabulary(extra: Sequence[str] | None = None, labels: Sequence[Any] | None = None,
+               default: bool = True, phrases: dict[str, str] | None = None) -> list[str]:
+    """Concept names: ``extra``, then the class names in ``labels``, then :data:`DEFAULT_CONCEPTS`.
+
+    Duplicates are dropped, the first spelling winning; two names are duplicates when their
+    phrases are the same word up to case, punctuation and a plural "s" ("Trouser"/"trousers",
+    "T-shirt/top"/"t-shirt").
+    """
+    names: list[str] = []
+    seen: set[str] = set()
+    for name in [*(extra or ()), *_label_names(labels), *(DEFAULT_CONCEPTS if default else ())]:
+        name = str(name).strip()
+        key = _key(phrase(name, phrases))
+        if name and key not in seen:
+            seen.add(key)
+            names.append(name)
+    return names
+
+
+def _key(text: str) -> str:
+    words = re.sub(r"[^a-z0-9 ]+", "", text.lower().split("/")[0]).split()
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
+
+
+def _label_names(labels) -> list[str]:
+    if labels is None:
+        return []
+    import pandas as pd
+
+    values = pd.Series(labels).dropna()
+    if values.empty or pd.api.types.is_numeric_dtype(values):  # numeric class ids say nothing
+        return []
+    return [str(v) for v in pd.unique(values.astype(str))]
+
+
+def prompt_for(concept: str) -> list[str]:
+    """The prompts for one concept: a full sentence is used as is, a noun phrase in each template."""
+    concept = concept.strip()
+    if len(concept.split()) > 3 or concept.endswith(".") or "{}" in concept:
+        return [concept.replace("{}", "").strip() or concept]
+    return [t.format(concept) for t in TEMPLATES]
+
+
+def text_model(embeddings) -> Any:
+    """The CLIP model that made ``embeddings``, loaded for its text tower, or ``None``.
+
+    ``None`` when the embeddings carry no model name (vectors from elsewhere) or when the loaded
+    weights are not the ones that made the vectors.
+    """
+    info = getattr(embeddings, "model", None) or {}
+    name = info.get("name")
+    if not name:
+        return None
+    from ..models import load_model
+
+    try:
+        clip = load_model(name, info.get("pretrained"))
+    except Exception:  # a model we cannot load just means no words
+        return None
+    if info.get("weights") and clip.identity.get("weights") != info.get("weights"):
+        return None
+    return clip
+
+
+def concept_vectors(clip, concepts: Sequence[str], phrases: dict[str, str] | None = None) -> np.ndarray:
+    """L2-normalised text vector per concept (template ensemble), ``len(concepts)×D`` float32."""
+    from ..models import embed_prompts
+
+    if clip is None:
+        raise DataexploreError("no text model: these embeddings do not say which CLIP model made them")
+    prompts = [prompt_for(phrase(c, phrases)) for c in concepts]
+    flat = [p for group in prompts for p in group]
+    vecs = embed_prompts(clip, flat) if flat else np.zeros((0, 1), np.float32)
+    out, i = [], 0
+    for group in prompts:
+        v = vecs[i:i + len(group)].mean(axis=0)
+        out.append(v / max(np.linalg.norm(v), 1e-12))
+        i += len(group)
+    return np.asarray(out, np.float32).reshape(len(concepts), -1)
+
+
+class Describer:
+    """Names groups of images by the concepts that set them apart from a background set.
+
+    Parameters
+    ----------
+    vectors : numpy.ndarray
+        The background image vectors (``N×D``, normalised), e.g. all samples analysed.
+    clip : ClipModel or None
+        Text model; ``None`` gives empty descriptions.
+    concepts : sequence of str
+        The vocabulary.
+    """
+
+    def __init__(self, vectors: np.ndarray, clip, concepts: Sequence[str], phrases: dict[str, str] | None = None):
+        self.concepts = list(concepts)
+        self.text = concept_vectors(clip, self.concepts, phrases) if clip is not None and self.concepts else None
+        self.background = _mean_direction(vectors)
+
+    def rebase(self, vectors: np.ndarray) -> "Describer":
+        """The same vocabulary and text vectors against another background set."""
+        other = object.__new__(Describer)
+        other.concepts, other.text, other.background = self.concepts, self.text, _mean_direction(vectors)
+        return other
+
+    def top(self, vectors: np.ndarray, n: int = 3) -> list[str]:
+        """The ``n`` concepts whose similarity rises most from the background to ``vectors``' mean."""
+        if self.text is None or len(vectors) == 0:
+            return []
+        lift = self.text @ (_mean_direction(vectors) - self.background)
+        return [self.concepts[i] for i in np.argsort(-lift, kind="stable")[:n]]
+
+    def __call__(self, vectors: np.ndarray, n: int = 3) -> str:
+        return ", ".join(self.top(vectors, n))
+
+
+def _mean_direction(vectors: np.ndarray) -> np.ndarray:
+    m = np.asarray(vectors, np.float64).mean(axis=0)
+    return (m / max(np.linalg.norm(m), 1e-12)).astype(np.float32)
