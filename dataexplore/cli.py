@@ -1,4 +1,4 @@
-"""The ``dataexplore`` command line: embed, project, demo.
+"""The ``dataexplore`` command line: embed, project, export-html, demo.
 
 Progress goes to stderr with a one-line summary; bad input gives a one-line error and exit
 status 2, never a traceback.
@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--cache-dir", default=None)
     pr.add_argument("--no-cache", action="store_true")
 
+    h = sub.add_parser("export-html", help="write a map as one HTML file that opens without Python")
+    h.add_argument("source", help="anything 'embed' accepts, or a Parquet file from 'dataexplore embed'")
+    h.add_argument("--out", required=True, type=Path, help="output .html file")
+    h.add_argument("--model", default="fashion-tiny")
+    h.add_argument("--pretrained", default=None)
+    h.add_argument("--color", default="label", help="metadata column to colour by (default: label)")
+    h.add_argument("--thumbnails", action="store_true", help="embed a thumbnail per point (at most 50,000)")
+    h.add_argument("--title", default=None)
+    h.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
     d = sub.add_parser("demo", help="embed and map Fashion-MNIST offline, then open the quickstart in JupyterLab")
     d.add_argument("--n", type=int, default=10000, help="test images to use (default: all 10000)")
     d.add_argument("--no-lab", action="store_true", help="prepare the data only; do not start JupyterLab")
@@ -60,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dataexplore`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return {"embed": _embed, "project": _project, "demo": _demo}[args.command](args)
+        return {"embed": _embed, "project": _project, "demo": _demo, "export-html": _export_html}[args.command](args)
     except DataexploreError as exc:
         print(f"dataexplore: error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +80,24 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"dataexplore: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _export_html(args) -> int:
+    from .analysis.inputs import as_analysed
+    from .explorer import Explorer
+    from .projection import project
+
+    if args.out.exists() and not args.overwrite:
+        raise DataexploreError(f"{args.out} exists; pass --overwrite to replace it")
+    emb = as_analysed(args.source, args.model, pretrained=args.pretrained)
+    proj = project(emb)
+    table = emb.table
+    color = args.color if args.color in table.columns else None
+    ex = Explorer(proj, table=table, samples=emb.samples, rows=emb.rows, color=color,
+                  provenance={"source": getattr(emb.samples, "name", "") or str(args.source)})
+    out = ex.to_html(args.out, thumbnails=args.thumbnails, title=args.title, overwrite=args.overwrite)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {len(ex):,} points)", file=sys.stderr)
+    return 0
 
 
 def _embed(args) -> int:

@@ -36,6 +36,13 @@ class Embeddings:
         ``id``, ``row``, ``reason`` of the samples that could not be embedded.
     stats : dict
         ``computed``, ``cached``, ``failed`` counts of the run that produced this.
+
+    Examples
+    --------
+    >>> import numpy as np, dataexplore as dx
+    >>> emb = dx.Embeddings.from_arrays(["a", "b"], np.eye(2, dtype=np.float32))
+    >>> emb.subset([1]).ids.tolist()
+    ['b']
     """
 
     ids: np.ndarray

@@ -143,6 +143,7 @@ class Explorer(anywidget.AnyWidget):
         n = len(self.xy)
         if no_value not in ("class", "grey"):
             raise DataexploreError("no_value must be 'class' or 'grey'")
+        self._result_colored = False  # show() sets it again when the colours are a result's
         if color is None:
             self._codes = np.zeros(n, dtype=np.uint16)
             self.color_info = {"kind": "none"}
@@ -206,15 +207,21 @@ class Explorer(anywidget.AnyWidget):
         """Show an analysis result on the map: colour by it and list its groups beside the map.
 
         Clicking a row of the list selects that group's points (Shift adds, Alt subtracts), like
-        :meth:`select_group` does from Python. Points the result does not cover are grey.
+        :meth:`select_group` does from Python. Points the result gives no value (ids missing from
+        ``map_values()``, or NaN/None there) are grey "no value": not a class of the legend, and
+        outside the range of the colour bar.
 
         Parameters
         ----------
         result : Coverage, ConceptCoverage, FailureSlices, Clusters or None
-            Anything with ``groups()``, ``group_ids(k)``, ``map_values()`` and ``title``
-            (see :mod:`dataexplore.analysis`); ``None`` removes the list (and the colouring).
+            Anything with ``groups()`` (a table with ``name``, ``description``, ``count`` and more
+            columns, one row per group), ``group_ids(k)`` (the sample ids of group ``k``),
+            ``map_values()`` (a Series keyed by sample id: numbers for a colour bar, text, booleans
+            or integers for classes) and ``title`` (see :mod:`dataexplore.analysis`). Ids the map
+            does not hold are ignored. ``None`` removes the list (and the colouring it made).
         color : bool
-            Colour the points by ``result.map_values()``.
+            Colour the points by ``result.map_values()`` (False: list the groups only, and drop the
+            colours of a result shown before).
         by : str, optional
             Passed to ``map_values`` (e.g. ``"correct"`` for failure slices).
 
@@ -226,30 +233,31 @@ class Explorer(anywidget.AnyWidget):
         >>> ex.select_group(0).ids[:5]  # doctest: +SKIP
         """
         if result is None:
-            if self._result is not None and self._result_colored:
+            if self._result_colored:
                 self.set_color(None)
             self._result, self._groups, self._group_names = None, [], []
-            self._groups_msg = {"type": "groups", "title": "", "columns": [], "rows": [], "on_map": []}
+            self._groups_msg = {"type": "groups", "clear": True, "title": "", "columns": [], "rows": [],
+                                "on_map": []}
             self.send(self._groups_msg)
             return
         for attr in ("groups", "group_ids", "map_values"):
             if not callable(getattr(result, attr, None)):
                 raise DataexploreError(f"cannot show {type(result).__name__}: it has no {attr}() method")
         table = result.groups()
-        lookup = pd.Index(self.ids)
-        self._groups = []
-        for k in range(len(table)):
+        if "name" not in table.columns:
+            raise DataexploreError(f"cannot show {type(result).__name__}: its groups() table has no 'name' column")
+        lookup = pd.Index(self.ids.astype(str))
+        groups = []
+        for k in range(len(table)):  # ids the map does not hold are ignored
             rows = lookup.get_indexer(pd.Index(np.asarray(result.group_ids(k), dtype=object).astype(str)))
-            self._groups.append(np.unique(rows[rows >= 0]).astype(np.uint32))
-        self._group_names = table["name"].astype(str).tolist()
-        self._result, self._result_colored = result, bool(color)
+            groups.append(np.unique(rows[rows >= 0]).astype(np.uint32))
         if color:
-            values = result.map_values(by) if by is not None else result.map_values()
-            values = values[~values.index.duplicated()]
-            values.index = values.index.astype(str)
-            aligned = values.reindex(pd.Index(self.ids.astype(str)))
-            aligned.name = values.name
-            self.set_color(aligned.reset_index(drop=True).rename(values.name or "value"), no_value="grey")
+            self.set_color(_aligned(result.map_values(by) if by is not None else result.map_values(), lookup),
+                           no_value="grey")
+        elif self._result_colored:  # the colours of the result shown before would mislead
+            self.set_color(None)
+        self._groups, self._group_names = groups, table["name"].astype(str).tolist()
+        self._result, self._result_colored = result, bool(color)
         columns = [c for c in table.columns if c != "exemplars" and not table[c].map(_is_list).any()]
         cells = [[_cell(c, table[c].iloc[k]) for c in columns] for k in range(len(table))]
         self._active_group = -1
@@ -258,7 +266,25 @@ class Explorer(anywidget.AnyWidget):
         self.send(self._groups_msg)
 
     def select_group(self, k: int) -> Selection:
-        """Select group ``k`` of the shown result (its row in the list); the map shows it."""
+        """Select group ``k`` of the shown result (row ``k`` of its list); the map shows it.
+
+        Parameters
+        ----------
+        k : int
+            The group's position in ``result.groups()``.
+
+        Returns
+        -------
+        Selection
+            The group's points on this map (shape ``"group"``; the provenance names the group
+            and the analysis).
+
+        Examples
+        --------
+        >>> ex.show(fs)  # doctest: +SKIP
+        >>> ex.select_group(0).provenance["group"]  # doctest: +SKIP
+        'slice 1'
+        """
         if not self._groups:
             raise DataexploreError("no analysis result is shown: call show(result) first")
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < len(self._groups):
@@ -273,6 +299,21 @@ class Explorer(anywidget.AnyWidget):
             return as_selection(self.ids, rows, shape="group", provenance=provenance)
         return as_selection(self.ids, combine(self.selection.indices, rows, op), shape="combined",
                             provenance=self.provenance)
+
+    def to_html(self, path: str | Path, *, thumbnails: bool = False, title: str | None = None,
+                overwrite: bool = False) -> Path:
+        """Save this map as one self-contained HTML file that opens without a kernel.
+
+        Pan, zoom, hover, lasso, box and legend selection work in the file, and the viewer can
+        download the selected ids as CSV or JSON. See :func:`dataexplore.share.to_html`.
+
+        Examples
+        --------
+        >>> ex.to_html("map.html", thumbnails=True)  # doctest: +SKIP
+        """
+        from .share import to_html
+
+        return to_html(self, path, thumbnails=thumbnails, title=title, overwrite=overwrite)
 
     def on_select(self, callback: Callable[[Selection], Any]) -> None:
         """Call ``callback(selection)`` after every selection change."""
@@ -448,6 +489,25 @@ def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = N
                     tooltip=tooltip, height=height, provenance=provenance)
 
 
+def _aligned(values: Any, ids: pd.Index) -> pd.Series:
+    """``values`` (a Series keyed by sample id) in map order; ids it lacks get no value (NA).
+
+    Integers and booleans stay integers and booleans (nullable), so a missing id does not turn
+    cluster numbers into floats, which would colour them as a continuous scale.
+    """
+    if not isinstance(values, pd.Series):
+        raise DataexploreError("map_values() must return a pandas Series keyed by sample id, "
+                               f"got {type(values).__name__}")
+    name = str(values.name) if values.name is not None else "value"
+    values = values[~values.index.duplicated()]
+    values.index = values.index.astype(str)
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype("boolean")
+    elif pd.api.types.is_integer_dtype(values):
+        values = values.astype("Int64")
+    return values.reindex(ids).reset_index(drop=True).rename(name)
+
+
 def _row(value: Any, n: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n:
         raise ValueError(f"row {value!r} out of range 0..{n - 1}")
@@ -476,7 +536,7 @@ def _is_list(value: Any) -> bool:
 
 def _cell(column: str, value: Any) -> str:
     """A group-table value as short text: shares and rates as percentages, other floats to 3 digits."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
         return ""
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"

@@ -32,6 +32,13 @@ class Selection:
         or ``"combined"`` after adding to / subtracting from an earlier selection.
     provenance : dict
         What map it lives on (dataset, model identity, projection parameters).
+
+    Examples
+    --------
+    >>> from dataexplore.selection import as_selection
+    >>> sel = as_selection(["a", "b", "c"], [2, 0])
+    >>> sel.ids.tolist(), sel.indices.tolist()
+    (['a', 'c'], [0, 2])
     """
 
     ids: np.ndarray

@@ -37,3 +37,6 @@ def test_demo_prepares_and_quickstart_notebook_runs(tmp_path, monkeypatch):
     # the text query finds sneakers
     counts = next(c for c in nb.cells if c.cell_type == "code" and "value_counts" in c.source)
     assert "Sneaker" in counts.outputs[0]["data"]["text/plain"].splitlines()[1]
+    # the map, shared as one HTML file (opened in chromium by tests/browser/test_share_html.py)
+    shared = tmp_path / "fashion-map.html"
+    assert shared.is_file() and "fashion-map.html:" in text and shared.stat().st_size > 50_000

@@ -1,5 +1,6 @@
 """Analysis results on the map: colours, the groups list, and selecting a group (kernel side)."""
 
+import json
 import logging
 
 import numpy as np
@@ -125,3 +126,155 @@ def test_user_colour_columns_keep_a_missing_class(emb):
     assert ex.color_info["categories"] == ["x", "(missing)"] and ex.color_info["no_value"] == 0
     ex.set_color(pd.Series([np.nan] * 10 + list(np.linspace(0, 1, len(emb) - 10))))
     assert ex.color_info["no_value"] == 10 and ex.color_info["min"] == "0"
+
+
+# ---- the show() contract with a duck-typed result (no analysis module involved) -----------------
+class FakeResult:
+    """What show() needs: title, map_values(), groups(), group_ids(k)."""
+
+    title = "Fake <b>slices</b>"
+
+    def __init__(self, values, members, name="score"):
+        self.values = pd.Series(values, name=name)
+        self.members = members
+
+    def map_values(self):
+        return self.values
+
+    def groups(self):
+        k = len(self.members)
+        return pd.DataFrame({"name": [f"g{i}" for i in range(k)], "description": [f"group <{i}>" for i in range(k)],
+                             "count": [len(m) for m in self.members], "error_rate": np.linspace(0.25, 0.5, k),
+                             "interval": [f"[{i}, {i + 1})" for i in range(k)],
+                             "exemplars": [list(m[:2]) for m in self.members]})
+
+    def group_ids(self, k):
+        return np.asarray(self.members[k], dtype=object)
+
+
+@pytest.fixture
+def small():
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(100)]
+    table = pd.DataFrame({"id": ids, "label": ["a"] * 50 + ["b"] * 50})
+    return dx.Explorer(rng.random((100, 2)).astype(np.float32), ids=ids, table=table, color="label")
+
+
+@pytest.fixture
+def fake():
+    # values for s0..s79 only (s80..s99 are not in the result), NaN for s0..s9; an id the map lacks
+    values = pd.Series(np.r_[np.full(10, np.nan), np.linspace(2.0, 4.0, 70)], index=[f"s{i}" for i in range(80)])
+    values["ghost"] = 100.0  # not on the map: must not stretch the colour bar
+    members = [[f"s{i}" for i in range(10, 20)] + ["ghost"], [f"s{i}" for i in range(15, 30)],
+               [f"s{i}" for i in range(90, 100)]]
+    return FakeResult(values, members)
+
+
+def test_show_sends_a_small_json_groups_message(small, fake):
+    sent = _recording(small)
+    small.show(fake)
+    msgs = [(c, b) for c, b in sent if c["type"] == "groups"]
+    assert len(msgs) == 1 and msgs[0][1] == []
+    assert msgs[0][0] == {
+        "type": "groups", "title": "Fake <b>slices</b>",
+        "columns": ["name", "description", "count", "error_rate", "interval"],  # lists stay in Python
+        "rows": [["g0", "group <0>", "11", "25.0%", "[0, 1)"], ["g1", "group <1>", "15", "37.5%", "[1, 2)"],
+                 ["g2", "group <2>", "10", "50.0%", "[2, 3)"]],
+        "on_map": [10, 15, 10],  # "ghost" is not on the map
+    }
+    assert json.loads(json.dumps(msgs[0][0])) == msgs[0][0]
+    np.testing.assert_array_equal(small._groups[0], np.arange(10, 20))
+
+
+def test_numeric_result_codes_nan_and_absent_ids_as_grey(small, fake):
+    sent = _recording(small)
+    small.show(fake)
+    info = small.color_info
+    assert info["kind"] == "numeric" and info["name"] == "score"
+    assert (info["min"], info["max"]) == ("2", "4")  # NaN, absent and off-map ids left out of the range
+    assert info["no_value"] == 30 and info["no_value_code"] == 256
+    codes = np.frombuffer([b for c, b in sent if c["type"] == "colors"][-1][0], np.uint16)
+    assert (codes[:10] == 256).all() and (codes[80:] == 256).all()
+    assert codes[10] == 0 and codes[79] == 255 and (codes[10:80] <= 255).all()
+
+
+@pytest.mark.parametrize("values, categories", [
+    (["x", "y"] * 30 + [None] * 10, ["x", "y"]),
+    ([True, False] * 35, ["False", "True"]),
+    ([3, 1, 2] * 20 + [7] * 10, ["1", "2", "3", "7"]),  # integers stay classes though ids are absent
+])
+def test_categorical_results_leave_absent_ids_grey_not_a_class(small, values, categories):
+    result = FakeResult(pd.Series(values, index=[f"s{i}" for i in range(70)], name="kind"), [["s1"]])
+    small.show(result)
+    info = small.color_info
+    assert info["kind"] == "categorical" and info["categories"] == categories
+    grey = 30 + sum(v is None for v in values)
+    assert info["no_value"] == grey and "(missing)" not in info["categories"]
+    assert int((small._codes == info["no_value_code"]).sum()) == grey and (small._codes[70:] == len(categories)).all()
+    assert sum(info["counts"]) == 100 - grey
+
+
+def test_group_click_selects_exact_rows_with_provenance(small, fake):
+    small.show(fake)
+    sent = _recording(small)
+    small._on_message(small, {"type": "select", "shape": "group", "group": 1, "op": "replace"}, [])
+    sel = small.selection
+    assert sel.indices.tolist() == list(range(15, 30)) and sel.ids.tolist() == [f"s{i}" for i in range(15, 30)]
+    assert sel.shape == "group" and sel.provenance == {"analysis": "Fake <b>slices</b>", "group": "g1"}
+    back = [(c, b) for c, b in sent if c["type"] == "selection"][-1]
+    assert back[0]["group"] == 1 and back[0]["total"] == 15
+    assert np.frombuffer(back[1][0], np.uint32).tolist() == list(range(15, 30))
+    small._on_message(small, {"type": "select", "shape": "group", "group": 0, "op": "add"}, [])
+    assert small.selection.indices.tolist() == list(range(10, 30)) and small.selection.shape == "combined"
+    assert [c for c, _ in sent if c["type"] == "selection"][-1]["group"] == -1  # no single row to highlight
+    small._on_message(small, {"type": "select", "shape": "group", "group": 0, "op": "subtract"}, [])
+    assert small.selection.indices.tolist() == list(range(20, 30))
+    assert small.select_group(2).indices.tolist() == list(range(90, 100))
+
+
+def test_group_messages_before_show_or_out_of_range_are_logged(small, fake, caplog):
+    with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
+        small._on_message(small, {"type": "select", "shape": "group", "group": 0}, [])
+        assert "ignored a message from the browser" in caplog.text and len(small.selection) == 0
+        small.show(fake)
+        small.select(["s1"])
+        before = small.selection
+        caplog.clear()
+        for bad in (3, -1, "1", 1.0, True, None, [1]):
+            small._on_message(small, {"type": "select", "shape": "group", "group": bad, "op": "replace"}, [])
+        small._on_message(small, {"type": "select", "shape": "group", "group": 1, "op": "toggle"}, [])
+    assert small.selection is before
+    assert sum("ignored a message from the browser" in r.getMessage() for r in caplog.records) == 8
+    for bad in (3, -1, True, "1"):
+        with pytest.raises(DataexploreError, match="out of range"):
+            small.select_group(bad)
+
+
+def test_show_none_clears_the_list_and_only_its_own_colours(small, fake):
+    small.show(fake)
+    sent = _recording(small)
+    small.show(None)
+    assert [c for c, _ in sent if c["type"] == "groups"] == [
+        {"type": "groups", "clear": True, "title": "", "columns": [], "rows": [], "on_map": []}]
+    assert small.color_info == {"kind": "none"} and not small._codes.any()
+    with pytest.raises(DataexploreError, match="show\\(result\\) first"):
+        small.select_group(0)
+    small.show(fake)
+    small.set_color("label")  # the user's colours after show() are theirs: show(None) keeps them
+    small.show(None)
+    assert small.color_info["categories"] == ["a", "b"]
+    small.show(fake)
+    small.show(fake, color=False)  # a list only: the earlier result's colours go
+    assert small.color_info == {"kind": "none"}
+
+
+def test_show_rejects_what_it_cannot_show(small, fake):
+    listy = FakeResult(fake.values, fake.members)
+    listy.map_values = lambda: [1.0, 2.0]
+    with pytest.raises(DataexploreError, match="Series keyed by sample id"):
+        small.show(listy)
+    nameless = FakeResult(fake.values, fake.members)
+    nameless.groups = lambda: pd.DataFrame({"count": [1]})
+    with pytest.raises(DataexploreError, match="no 'name' column"):
+        small.show(nameless)
+    assert small._groups_msg is None and small.color_info["kind"] == "categorical"  # nothing half-shown

@@ -6,6 +6,7 @@ export interface GroupsMessage {
   columns: string[];
   rows: string[][];
   on_map: number[];
+  clear?: boolean;
 }
 
 function cell(tag: "td" | "th", parent: HTMLElement, text: string): HTMLElement {
@@ -18,7 +19,7 @@ function cell(tag: "td" | "th", parent: HTMLElement, text: string): HTMLElement 
 /** Render `msg` into `root` (emptied first); `onPick(k, ev)` is called when row k is clicked. */
 export function renderGroups(root: HTMLElement, msg: GroupsMessage, onPick: (k: number, ev: MouseEvent) => void): void {
   root.replaceChildren();
-  if (!msg.rows || msg.rows.length === 0) { root.style.display = "none"; return; }
+  if (msg.clear || !Array.isArray(msg.rows) || msg.rows.length === 0) { root.style.display = "none"; return; }
   root.style.display = "";
   const head = document.createElement("div");
   head.className = "dx-groups-title";
@@ -32,13 +33,13 @@ export function renderGroups(root: HTMLElement, msg: GroupsMessage, onPick: (k: 
   scroll.appendChild(table);
   const tr = document.createElement("tr");
   table.appendChild(tr);
-  for (const c of msg.columns) cell("th", tr, c.replace(/_/g, " "));
+  for (const c of msg.columns) cell("th", tr, String(c).replace(/_/g, " "));
   msg.rows.forEach((values, k) => {
     const row = document.createElement("tr");
     row.className = "dx-group-row";
     row.dataset.group = String(k);
     row.title = `Select ${msg.on_map?.[k] ?? ""} points of ${values[0]}`;
-    values.forEach((v) => cell("td", row, v));
+    values.forEach((v) => cell("td", row, String(v)));
     row.onclick = (ev) => onPick(k, ev);
     table.appendChild(row);
   });

@@ -9,6 +9,7 @@ import { GridIndex } from "./grid";
 import { markGroup, renderGroups } from "./groups";
 import { categoryColor, rgbCss, viridis } from "./palette";
 import { Scatter } from "./scatter";
+import { mountStandalone } from "./standalone";
 
 interface Model {
   get(name: string): any;
@@ -451,6 +452,11 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     scatter.destroy();
     box.remove();
   };
+}
+
+/** Mount a map saved by `Explorer.to_html` (no kernel): the same widget over the embedded data. */
+export function standalone(root: HTMLElement, payload: string): Promise<void> {
+  return mountStandalone(root, payload, render);
 }
 
 export default { render };
