@@ -221,6 +221,7 @@ def test_clusters_are_named_in_words_and_can_be_renamed(test_set):
     with pytest.raises(DataexploreError, match="no group named"):
         cl.group_ids("no such cluster")
     assert len(dx.clusters(test_set, n_clusters=3)) == 3
+    assert len(dx.clusters(test_set.subset(np.arange(5)))) == 2  # a handful of images still works
 
 
 def test_a_group_selects_the_same_samples_on_any_map(test_set):

@@ -145,10 +145,11 @@ def choose_k(z: np.ndarray, random_state: int = 0) -> int:
 
     rng = np.random.default_rng(random_state)
     sub = z if len(z) <= 5000 else z[rng.choice(len(z), 5000, replace=False)]
-    best, best_k = -np.inf, CANDIDATES[0]
-    for k in CANDIDATES:
-        if k >= len(sub):
-            break
+    candidates = [k for k in CANDIDATES if k < len(sub)]
+    if not candidates:  # a handful of samples: pairs at most
+        return max(1, len(z) // 2)
+    best, best_k = -np.inf, candidates[0]
+    for k in candidates:
         score = silhouette_score(sub, kmeans(sub, k, random_state), sample_size=min(len(sub), 2000),
                                  random_state=random_state)
         if score > best:

@@ -29,7 +29,7 @@ def as_analysed(data: Any, model: str = "fashion-tiny", **embed_kwargs) -> Embed
 
         emb = embed(data, model, **embed_kwargs)
     if len(emb) == 0:
-        raise DataexploreError("nothing to analyse: no sample has an embedding")
+        raise DataexploreError("nothing to analyse: the set is empty (no sample has an embedding)")
     emb.check_finite()
     return emb
 
