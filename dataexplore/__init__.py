@@ -42,17 +42,26 @@ _LAZY = {
     "concepts": "analysis",
     "failures": "analysis",
     "clusters": "analysis",
+    "Query": "query",
+    "load_query": "query",
+    "export_labeling": "labeling",
+    "import_labels": "labeling",
+    "apply_labels": "labeling",
     "datasets": None,
     "models": None,
     "cache": None,
     "images": None,
     "analysis": None,
+    "fiftyone": None,
+    "query": None,
+    "labeling": None,
 }
 
 __all__ = ["__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import analysis, cache, datasets, images, models
+    from . import analysis, cache, datasets, fiftyone, images, models, query
+    from .query import Query, load_query
     from .analysis import clusters, concepts, coverage, failures
     from .engine import embed, embed_text
     from .explorer import Explorer, explore

@@ -1,4 +1,4 @@
-"""The ``dataexplore`` command line: embed, project, export-html, demo.
+"""The ``dataexplore`` command line: embed, project, export-html, query, demo.
 
 Progress goes to stderr with a one-line summary; bad input gives a one-line error and exit
 status 2, never a traceback.
@@ -59,6 +59,29 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--title", default=None)
     h.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
+    q = sub.add_parser("query", help="run, show or make saved queries (folders written by Query.save)")
+    qs = q.add_subparsers(dest="query_command", required=True)
+    qr = qs.add_parser("run", help="rank a pool of images by a saved query and write the top candidates to CSV")
+    qr.add_argument("query", type=Path, help="query folder (e.g. trousers.dxq)")
+    qr.add_argument("--pool", required=True, help="anything 'embed' accepts, or a Parquet file from 'dataexplore embed'")
+    qr.add_argument("--top", type=int, default=100, help="candidates to keep (default: 100)")
+    qr.add_argument("--out", required=True, type=Path, help="output .csv file")
+    qr.add_argument("--matches-only", action="store_true", help="keep only candidates above the query's threshold")
+    qr.add_argument("--keep-selected", action="store_true", help="do not leave out the query's own images")
+    qr.add_argument("--device", default="auto")
+    qr.add_argument("--cache-dir", default=None)
+    qr.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    qr.add_argument("--quiet", action="store_true", help="no progress bar")
+    qsh = qs.add_parser("show", help="print what a saved query is: name, method, description, provenance")
+    qsh.add_argument("query", type=Path)
+    qt = qs.add_parser("text", help="save a text query (a concept with no images yet)")
+    qt.add_argument("text", help='a noun phrase ("sandal") or a sentence ("a photo of a red sandal")')
+    qt.add_argument("--out", required=True, type=Path, help="query folder to write")
+    qt.add_argument("--model", default="fashion-tiny")
+    qt.add_argument("--pretrained", default=None)
+    qt.add_argument("--name", default=None)
+    qt.add_argument("--overwrite", action="store_true")
+
     d = sub.add_parser("demo", help="embed and map Fashion-MNIST offline, then open the quickstart in JupyterLab")
     d.add_argument("--n", type=int, default=10000, help="test images to use (default: all 10000)")
     d.add_argument("--no-lab", action="store_true", help="prepare the data only; do not start JupyterLab")
@@ -70,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dataexplore`` console script."""
     args = _parser().parse_args(argv)
     try:
-        return {"embed": _embed, "project": _project, "demo": _demo, "export-html": _export_html}[args.command](args)
+        return {"embed": _embed, "project": _project, "demo": _demo, "export-html": _export_html,
+                "query": _query}[args.command](args)
     except DataexploreError as exc:
         print(f"dataexplore: error: {exc}", file=sys.stderr)
         return 2
@@ -97,6 +121,31 @@ def _export_html(args) -> int:
                   provenance={"source": getattr(emb.samples, "name", "") or str(args.source)})
     out = ex.to_html(args.out, thumbnails=args.thumbnails, title=args.title, overwrite=args.overwrite)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {len(ex):,} points)", file=sys.stderr)
+    return 0
+
+
+def _query(args) -> int:
+    from .query import Query, load_query
+
+    if args.query_command == "text":
+        q = Query.from_text(args.text, args.model, args.pretrained, name=args.name)
+        out = q.save(args.out, overwrite=args.overwrite)
+        print(f"saved text query {q.name!r} -> {out}", file=sys.stderr)
+        return 0
+    q = load_query(args.query)
+    if args.query_command == "show":
+        meta = q.to_dict()
+        print(f"{q!r}\nthreshold: {q.threshold}\nexemplars: {', '.join(q.exemplars[:8])}")
+        print(f"provenance: {meta['provenance']}")
+        return 0
+    if args.out.suffix.lower() != ".csv":
+        raise DataexploreError(f"--out must be a .csv file, got {args.out}")
+    if args.out.exists() and not args.overwrite:
+        raise DataexploreError(f"{args.out} exists; pass --overwrite to replace it")
+    res = q.search(args.pool, top=args.top, exclude_selected=not args.keep_selected, matches_only=args.matches_only,
+                   progress=not args.quiet, device=args.device, cache_dir=args.cache_dir)
+    res.to_csv(args.out, overwrite=args.overwrite)
+    print(f"{res!r} -> {args.out}", file=sys.stderr)
     return 0
 
 

@@ -50,6 +50,12 @@ class Explorer(anywidget.AnyWidget):
         Extra ``table`` columns to show when hovering.
     height : int
         Height of the map in pixels.
+    embeddings : Embeddings, optional
+        The vectors behind the map, aligned to ``xy`` (default: a Projection's own); they let a
+        selection become a query (:meth:`Selection.to_query`) and the export menu work.
+    export_dir : path
+        Where the widget's export menu writes queries and labeling batches (default
+        ``dataexplore-exports`` in the working directory).
 
     Attributes
     ----------
@@ -75,8 +81,10 @@ class Explorer(anywidget.AnyWidget):
 
     def __init__(self, xy: Any, *, ids: Sequence[str] | None = None, table: pd.DataFrame | None = None,
                  samples: Any = None, rows: Any = None, color: Any = None, tooltip: Sequence[str] = (),
-                 height: int = 560, provenance: dict | None = None, **kwargs):
+                 height: int = 560, provenance: dict | None = None, embeddings: Any = None,
+                 export_dir: str | Path = "dataexplore-exports", **kwargs):
         if hasattr(xy, "embedding_"):  # a fitted Projection
+            embeddings = getattr(xy, "embeddings_", None) if embeddings is None else embeddings
             ids = xy.ids_ if ids is None else ids
             provenance = {**(provenance or {}), "projection": xy.get_params()}
             xy = xy.embedding_
@@ -95,7 +103,12 @@ class Explorer(anywidget.AnyWidget):
             table = pd.DataFrame({"id": ids})
         if len(table) != n:
             raise DataexploreError(f"mismatched lengths: {len(table)} table rows for {n} points")
+        if embeddings is not None and (len(embeddings) != n or not np.array_equal(embeddings.ids, ids)):
+            raise DataexploreError("embeddings must be aligned to the map's points (same ids in the same order)")
         super().__init__(height=height, **kwargs)
+        self.embeddings = embeddings
+        self.export_dir = Path(export_dir)
+        self.queries: dict[str, Any] = {}
         self.xy = xy
         self.ids = ids
         self.table = table.reset_index(drop=True)
@@ -107,7 +120,7 @@ class Explorer(anywidget.AnyWidget):
         self._thumbs: OrderedDict[int, bytes] = OrderedDict()
         self._page = 0
         self._seq = 0
-        self.selection = as_selection(self.ids, [], shape="clear", provenance=self.provenance)
+        self.selection = self._selection([], shape="clear")
         self._codes = np.zeros(n, dtype=np.uint16)
         self._result: Any = None
         self._result_colored = False
@@ -200,7 +213,7 @@ class Explorer(anywidget.AnyWidget):
             if (pos < 0).any():
                 raise DataexploreError(f"unknown sample id {wanted[int(np.flatnonzero(pos < 0)[0])]!r}")
             rows = pos
-        self._set_selection(as_selection(self.ids, rows, shape="ids", provenance=self.provenance))
+        self._set_selection(self._selection(rows, shape="ids"))
         return self.selection
 
     def show(self, result: Any, color: bool = True, by: str | None = None) -> None:
@@ -296,9 +309,8 @@ class Explorer(anywidget.AnyWidget):
         provenance = {**self.provenance, "analysis": str(getattr(self._result, "title", "")),
                       "group": self._group_names[k]}
         if op in (None, "replace"):
-            return as_selection(self.ids, rows, shape="group", provenance=provenance)
-        return as_selection(self.ids, combine(self.selection.indices, rows, op), shape="combined",
-                            provenance=self.provenance)
+            return self._selection(rows, shape="group", provenance=provenance)
+        return self._selection(combine(self.selection.indices, rows, op), shape="combined")
 
     def to_html(self, path: str | Path, *, thumbnails: bool = False, title: str | None = None,
                 overwrite: bool = False) -> Path:
@@ -318,6 +330,52 @@ class Explorer(anywidget.AnyWidget):
     def on_select(self, callback: Callable[[Selection], Any]) -> None:
         """Call ``callback(selection)`` after every selection change."""
         self.observe(lambda change: callback(change["new"]), names="selection")
+
+    def export(self, name: str, what: str = "query", *, folder: str | Path | None = None, overwrite: bool = False,
+               **kwargs) -> Path:
+        """Save the current selection as a query or a labeling batch (what the export menu does).
+
+        Parameters
+        ----------
+        name : str
+            The query's or batch's name; the file name is made safe from it.
+        what : {"query", "label-studio", "coco", "csv"}
+            ``"query"`` writes ``<folder>/<name>.dxq`` (see :class:`~dataexplore.Query`) and keeps
+            the query in :attr:`queries`; the others write a labeling batch folder
+            ``<folder>/<name>-<format>`` (see :func:`dataexplore.export_labeling`).
+        folder : path, optional
+            Default: :attr:`export_dir`.
+        overwrite : bool
+            Replace an existing query or batch of that name.
+        **kwargs
+            Passed to :func:`~dataexplore.export_labeling` (``classes``, ``predictions``, ...).
+
+        Returns
+        -------
+        pathlib.Path
+
+        Examples
+        --------
+        >>> ex.export("odd shoes", "label-studio")  # doctest: +SKIP
+        PosixPath('dataexplore-exports/odd_shoes-label-studio')
+        """
+        from .io import safe_name
+
+        if not isinstance(name, str) or not name.strip():
+            raise DataexploreError("give the export a name")
+        name = name.strip()
+        folder = Path(folder) if folder is not None else self.export_dir
+        if what == "query":
+            query = self.selection.to_query(name)
+            path = query.save(folder / f"{safe_name(name)}.dxq", overwrite=overwrite)
+            self.queries[name] = query
+            return path
+        from .labeling import FORMATS, export_labeling
+
+        if what not in FORMATS:
+            raise DataexploreError(f"what must be 'query' or one of {', '.join(FORMATS)}, got {what!r}")
+        return export_labeling(self.selection, folder / f"{safe_name(name)}-{what}", format=what, name=name,
+                               overwrite=overwrite, **kwargs)
 
     def save_selection(self, name: str) -> Selection:
         """Keep the current selection under ``name`` (see :attr:`selections`)."""
@@ -346,6 +404,8 @@ class Explorer(anywidget.AnyWidget):
                 self._select_from_browser(content)
             elif kind == "hover":
                 self._send_tooltip(_row(content.get("row"), len(self.xy)))
+            elif kind == "export":
+                self._export_from_browser(content)
             elif kind == "page":
                 page = content.get("page")
                 if not isinstance(page, int) or isinstance(page, bool):
@@ -356,6 +416,26 @@ class Explorer(anywidget.AnyWidget):
                 raise ValueError(f"unknown message type {kind!r}")
         except (ValueError, TypeError) as exc:
             log.warning("dataexplore: ignored a message from the browser: %s", exc)
+
+    def _export_from_browser(self, content: dict) -> None:
+        name, what, overwrite = content.get("name"), content.get("what"), content.get("overwrite", False)
+        if not isinstance(name, str) or not isinstance(what, str) or not isinstance(overwrite, bool):
+            raise ValueError("an export needs a name, what to export and overwrite true/false")
+        reply = {"type": "exported", "what": what, "name": name}
+        try:
+            path = self.export(name, what, overwrite=overwrite)
+        except DataexploreError as exc:  # the user's mistake: say it in the widget
+            exists = "already exists" in str(exc)
+            message = f"{name!r} already exists as {what} in {self.export_dir}: Overwrite replaces it" if exists \
+                else str(exc)
+            self.send({**reply, "ok": False, "message": message, "exists": exists})
+            return
+        except Exception as exc:  # never kill the kernel's message loop; say what happened
+            log.exception("dataexplore: export failed")
+            self.send({**reply, "ok": False, "message": f"export failed: {exc}", "exists": False})
+            return
+        self.send({**reply, "ok": True, "path": str(path), "exists": False,
+                   "message": f"saved {len(self.selection):,} images as {what} → {path}"})
 
     def _select_from_browser(self, content: dict) -> None:
         shape, op = content.get("shape"), content.get("op", "replace")
@@ -381,8 +461,11 @@ class Explorer(anywidget.AnyWidget):
             raise ValueError(f"unknown selection shape {shape!r}")
         rows = combine(self.selection.indices, new, op)
         made = shape if op == "replace" else "combined"
-        self._set_selection(as_selection(self.ids, rows, polygon=polygon if op == "replace" else None,
-                                         shape=made, provenance=self.provenance))
+        self._set_selection(self._selection(rows, polygon=polygon if op == "replace" else None, shape=made))
+
+    def _selection(self, rows: Any, *, shape: str, polygon: Any = None, provenance: dict | None = None) -> Selection:
+        return as_selection(self.ids, rows, polygon=polygon, shape=shape, embeddings=self.embeddings,
+                            provenance=self.provenance if provenance is None else provenance)
 
     def _set_selection(self, selection: Selection, group: int = -1) -> None:
         self._page = 0
@@ -450,13 +533,14 @@ class Explorer(anywidget.AnyWidget):
 
 def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = None, *,
             color: Any = "label", method: str = "umap", tooltip: Sequence[str] = (), height: int = 560,
-            **embed_kwargs) -> Explorer:
+            export_dir: str | Path = "dataexplore-exports", **embed_kwargs) -> Explorer:
     """Load, embed, project (all cached) and show a dataset in one line.
 
     Parameters
     ----------
     source
-        Anything :func:`dataexplore.load` accepts.
+        Anything :func:`dataexplore.load` accepts. A FiftyOne dataset or view is embedded with
+        :func:`dataexplore.fiftyone.embed`: the vectors are stored in a sample field and reused.
     model, pretrained
         The CLIP model (see :func:`dataexplore.embed`).
     color : str or array-like, optional
@@ -464,6 +548,10 @@ def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = N
     method : {"umap", "pca"}
     tooltip : sequence of str
         Extra metadata columns for the hover tooltip.
+    height : int
+        Height of the map in pixels.
+    export_dir : path
+        Where the widget's export menu writes queries and labeling batches.
     **embed_kwargs
         Passed to :func:`dataexplore.embed` (``device``, ``batch_size``, ``cache_dir``, ...).
 
@@ -478,7 +566,10 @@ def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = N
     """
     from .engine import embed
     from .projection import project
+    from .samples import _is_fiftyone
 
+    if _is_fiftyone(source):  # vectors live in a sample field: computed once, reused afterwards
+        from .fiftyone import embed
     emb = embed(source, model, pretrained, **embed_kwargs)
     proj = project(emb, method=method)
     table = emb.table
@@ -486,7 +577,7 @@ def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = N
         color = None
     provenance = {"source": getattr(emb.samples, "name", ""), "model": emb.model, "projection": proj.get_params()}
     return Explorer(proj.embedding_, ids=emb.ids, table=table, samples=emb.samples, rows=emb.rows, color=color,
-                    tooltip=tooltip, height=height, provenance=provenance)
+                    tooltip=tooltip, height=height, provenance=provenance, embeddings=emb, export_dir=export_dir)
 
 
 def _aligned(values: Any, ids: pd.Index) -> pd.Series:

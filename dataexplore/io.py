@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -64,3 +65,76 @@ def read_parquet(path: str | os.PathLike, columns: list[str]):
     if missing:
         raise SourceError(f"{path} lacks column(s) {missing}; it has {schema.names}")
     return pq.read_table(path, columns=columns)
+
+
+def safe_name(name: object, *, fallback: str = "unnamed", max_len: int = 100) -> str:
+    """``name`` (a query name, a label, a sample id) as one safe file name component.
+
+    Letters, digits, ``-``, ``_`` and ``.`` are kept (any script's letters too); everything else,
+    path separators included, becomes ``_``; no leading dots, nothing reserved on Windows, at most
+    ``max_len`` characters. Distinct inputs can collide: callers that need uniqueness add a suffix.
+
+    Examples
+    --------
+    >>> safe_name("../T-shirt/top?")
+    'T-shirt_top'
+    >>> safe_name("CON")
+    '_CON'
+    """
+    text = re.sub(r"[^\w.\-]+", "_", str(name), flags=re.UNICODE).strip("._ ")[:max_len].strip("._ ")
+    if not text:
+        return fallback
+    if text.split(".")[0].upper() in _RESERVED:
+        text = "_" + text
+    return text
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
+    """``path`` as a Path; raise :class:`DataexploreError` if it exists and ``overwrite`` is false."""
+    from .errors import DataexploreError
+
+    path = Path(path).expanduser()
+    if path.exists() and not overwrite:
+        raise DataexploreError(f"{path} already exists: pass overwrite=True to replace it")
+    return path
+
+
+def replace_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool = False, *,
+                marker: str) -> Path:
+    """Build a folder with ``fill(tmp_dir)`` beside ``path``, then move it into place.
+
+    Readers never see a half-written folder: on any error the temporary folder is removed and an
+    existing ``path`` is untouched. With ``overwrite=True`` an existing folder is replaced, but only
+    one this function wrote (it holds the file ``marker``): a user's own folder is never deleted.
+    """
+    import shutil
+
+    from .errors import DataexploreError
+
+    path = check_writable(path, overwrite)
+    if path.exists() and not (path.is_dir() and (path / marker).is_file()):
+        raise DataexploreError(f"{path} exists and is not a folder dataexplore wrote (no {marker}): "
+                               "refusing to replace it, choose another path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    old = None
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None and old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old is not None:
+        old.unlink()
+    return path
+
+
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}

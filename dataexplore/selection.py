@@ -32,6 +32,8 @@ class Selection:
         or ``"combined"`` after adding to / subtracting from an earlier selection.
     provenance : dict
         What map it lives on (dataset, model identity, projection parameters).
+    embeddings : Embeddings or None
+        The map's embeddings when the explorer knows them (lets :meth:`to_query` work alone).
 
     Examples
     --------
@@ -46,6 +48,7 @@ class Selection:
     polygon: np.ndarray | None = None
     shape: str = "ids"
     provenance: dict = field(default_factory=dict)
+    embeddings: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -58,6 +61,29 @@ class Selection:
         return isinstance(other, Selection) and np.array_equal(self.indices, other.indices)
 
     __hash__ = None  # mutable-looking value: compare, don't hash
+
+    def to_query(self, name: str | None = None, *, embeddings: Any = None, describe: bool = True):
+        """This selection as a reusable :class:`~dataexplore.Query` that finds more such images.
+
+        Parameters
+        ----------
+        name : str, optional
+            Default: the most common label of the selection.
+        embeddings : Embeddings, optional
+            The map's embeddings; needed only when the selection was not made in an explorer
+            that knows them.
+        describe : bool
+            Describe the selection in words (the concepts that set it apart).
+
+        Examples
+        --------
+        >>> q = ex.selection.to_query("trousers")  # doctest: +SKIP
+        >>> q.save("trousers.dxq")  # doctest: +SKIP
+        """
+        from .query import make_query
+
+        return make_query(self, embeddings if embeddings is not None else self.embeddings, name=name,
+                          describe=describe)
 
     def to_frame(self, table: pd.DataFrame | None = None) -> pd.DataFrame:
         """The selected rows of ``table`` (the map's metadata), or just ``id`` and ``index``."""
@@ -109,9 +135,9 @@ def combine(current: np.ndarray, new: np.ndarray, op: str) -> np.ndarray:
 
 
 def as_selection(ids: np.ndarray, indices: Any, *, polygon=None, shape: str = "ids",
-                 provenance: dict | None = None) -> Selection:
+                 provenance: dict | None = None, embeddings: Any = None) -> Selection:
     """Build a :class:`Selection` from row indices into a map whose ids are ``ids``."""
     idx = np.unique(np.asarray(indices, dtype=np.uint32))
     poly = None if polygon is None else np.asarray(polygon, dtype=np.float32).reshape(-1, 2)
     return Selection(ids=np.asarray(ids, dtype=object)[idx.astype(np.int64)], indices=idx, polygon=poly,
-                     shape=shape, provenance=dict(provenance or {}))
+                     shape=shape, provenance=dict(provenance or {}), embeddings=embeddings)

@@ -176,6 +176,11 @@ def test_concept_coverage_flags_the_dropped_class_as_missing(train_set, test_set
     # each concept is a group of the images that match it
     bags = cc.group_ids("Bag")
     assert (pd.Series(labels_of(test_set), index=test_set.ids).reindex(bags).dropna() == "Bag").mean() > 0.85
+    # a missing concept becomes a text query that finds it in a pool
+    query = cc.to_query("sandal")
+    assert query.method == "text" and query.threshold == pytest.approx(cc.threshold, abs=1e-5)
+    found = query.search(test_set, top=100)
+    assert (found.table["label"] == "Sandal").mean() >= 0.8
 
 
 def test_one_set_lists_concepts_it_has_no_images_of(test_set):

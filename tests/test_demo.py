@@ -37,6 +37,13 @@ def test_demo_prepares_and_quickstart_notebook_runs(tmp_path, monkeypatch):
     # the text query finds sneakers
     counts = next(c for c in nb.cells if c.cell_type == "code" and "value_counts" in c.source)
     assert "Sneaker" in counts.outputs[0]["data"]["text/plain"].splitlines()[1]
+    # the cluster the sneakers sit in became a query that found sneakers in the train split, went out as
+    # Label Studio tasks and came back labelled
+    assert "<Query 'Sneaker'" in text and "method=probe" in text
+    confirmed = next(line for line in text.splitlines() if "of the candidates were confirmed as Sneaker" in line)
+    assert int(confirmed.split("%")[0]) >= 90
+    assert (tmp_path / "queries" / "selection.dxq" / "query.json").is_file()
+    assert (tmp_path / "batches" / "selection" / "tasks.json").is_file()
     # the map, shared as one HTML file (opened in chromium by tests/browser/test_share_html.py)
     shared = tmp_path / "fashion-map.html"
     assert shared.is_file() and "fashion-map.html:" in text and shared.stat().st_size > 50_000

@@ -66,3 +66,49 @@ def test_failures_notebook_trains_a_probe_and_ranks_its_failure_slices(tmp_path,
     confusions = text_of(cell_with(cells, "pd_confusions"))
     assert "label" in confusions and "predicted" in confusions
     assert "'largest cluster'" in text_of(cell_with(cells, "cl.rename("))
+
+
+@pytest.mark.slow
+def test_collection_queries_notebook_finds_bags_in_the_pool_and_brings_labels_back(tmp_path, monkeypatch):
+    cells = run_notebook("collection_queries.ipynb", tmp_path, monkeypatch)
+    assert has_output(cells[0], "application/vnd.jupyter.widget-view+json")
+    assert text_of(cell_with(cells, 'to_query("bags")')).startswith("<Query 'bags'")
+    assert "'method': 'probe'" in text_of(cell_with(cells, "q.save("))
+    assert (tmp_path / "queries" / "bags.dxq" / "query.json").is_file()
+    truth = text_of(cell_with(cells, "true precision of the top 200"))
+    true_p, estimated = (float(part.split(": ")[1].rstrip("%")) for part in truth.strip().split(", "))
+    assert true_p >= 90 and abs(true_p - estimated) < 10
+    sandals = text_of(cell_with(cells, 'Query.from_text("sandal")'))
+    counts = [line for line in sandals.splitlines() if line.strip()]
+    assert counts[1] == "label" and counts[2].startswith("Sandal")  # most common label of the text query's top 100
+    assert "-> bags.csv" in text_of(cell_with(cells, '"query", "run"'))
+    assert (tmp_path / "bags.csv").is_file()
+    assert '<Choice value="Bag"/>' in text_of(cell_with(cells, '"batches/bags-label-studio"'))
+    assert (tmp_path / "batches" / "bags-coco" / "annotations.json").is_file()
+    back = text_of(cell_with(cells, "dx.import_labels(csv)"))
+    assert "team-a" in back and "csv" in back
+
+
+@pytest.mark.slow
+def test_fiftyone_notebook_round_trips_tags_map_and_labels(tmp_path, monkeypatch):
+    import dataexplore as dx
+
+    monkeypatch.delenv("FIFTYONE_DATABASE_URI", raising=False)  # a database of its own
+    monkeypatch.setenv("FIFTYONE_DATABASE_DIR", str(tmp_path / "fiftyone-db"))
+    monkeypatch.setenv("FIFTYONE_DO_NOT_TRACK", "true")
+    monkeypatch.setenv("FIFTYONE_DATABASE_VALIDATION", "false")
+    monkeypatch.setenv("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+    cells = run_notebook("fiftyone.ipynb", tmp_path, monkeypatch)
+    assert "Num samples: 2000" in text_of(cell_with(cells, "print(dataset)"))
+    assert has_output(cell_with(cells, "ex = dx.explore(dataset)"), "application/vnd.jupyter.widget-view+json")
+    stats = text_of(cell_with(cells, "dx.fiftyone.embed(dataset).stats"))
+    assert "'computed': 0" in stats and "'reused': 2000" in stats  # the field was reused
+    bags = int((dx.datasets.fashion_mnist("test", 2000).table["label"] == "Bag").sum())
+    assert text_of(cell_with(cells, "dx.fiftyone.tag(")).strip() == f"{{'bags': {bags}}} ['bags to review']"
+    assert text_of(cell_with(cells, "dx.fiftyone.save_map(")).strip() == "['dataexplore'] (2000, 2)"
+    assert text_of(cell_with(cells, "dx.fiftyone.apply_labels(")).strip() == "3"
+    label = text_of(cell_with(cells, "dataset[first[2]].human_label"))
+    assert all(s in label for s in ("'label': 'Shirt'", "'annotator': 'ana'", "'source': 'csv'", "'task': 103"))
+    request = text_of(cell_with(cells, "dx.fiftyone.cvat_request("))
+    assert request.startswith("request.view.annotate(anno_key='review_bags', backend='cvat', "
+                              "label_field='ground_truth', label_type='classification', classes=['Ankle boot'")

@@ -1,5 +1,6 @@
 """The Explorer's kernel side: messages in and out, selections, validation. (Browser: tests/browser.)"""
 
+import json
 import logging
 
 import numpy as np
@@ -166,6 +167,54 @@ def test_explore_one_liner_builds_the_widget():
     ex = dx.explore("fashion-mnist:test:300", color="label", method="pca")
     assert len(ex) == 300 and ex.color_info["categories"][0] == "Ankle boot"
     assert ex.provenance["model"]["arch"] == "fashion-tiny" and ex.thumbnail(0)[:3] == b"\xff\xd8\xff"
+
+
+def test_export_messages_write_queries_and_batches_and_say_when_the_name_is_taken(tmp_path, caplog):
+    """What the widget's export menu sends, straight to the handler, and what the menu is told."""
+    out = tmp_path / "exports"
+    ex = dx.explore("fashion-mnist:test:300", color="label", method="pca", export_dir=out)
+    assert ex.export_dir == out
+    sent = _recording(ex)
+
+    def export(name, what, overwrite=False):
+        ex._on_message(ex, {"type": "export", "name": name, "what": what, "overwrite": overwrite}, [])
+        assert len(sent) == 1, sent  # one reply, no selection or panel traffic
+        return sent.pop()[0]
+
+    nothing = export("odd shoes", "query")
+    assert nothing["type"] == "exported" and not nothing["ok"] and not nothing["exists"]
+    assert "empty" in nothing["message"] and not out.exists()
+
+    ex._on_message(ex, {"type": "select", "shape": "class", "category": 0, "op": "replace"}, [])
+    sent.clear()
+    chosen = sorted(map(str, ex.selection.ids))
+    first = export("odd shoes", "query")
+    assert first == {"type": "exported", "what": "query", "name": "odd shoes", "ok": True, "exists": False,
+                     "path": str(out / "odd_shoes.dxq"),
+                     "message": f"saved {len(chosen)} images as query → {out / 'odd_shoes.dxq'}"}
+    assert sorted((out / "odd_shoes.dxq" / "ids.txt").read_text().split()) == chosen
+    assert list(ex.queries) == ["odd shoes"]
+
+    taken = export("odd shoes", "query")
+    assert not taken["ok"] and taken["exists"] and "already exists" in taken["message"]
+    assert taken["name"] == "odd shoes" and taken["what"] == "query"  # the menu matches replies on these
+    ex._on_message(ex, {"type": "select", "shape": "point", "row": 299, "op": "add"}, [])
+    sent.clear()
+    replaced = export("odd shoes", "query", overwrite=True)
+    assert replaced["ok"] and len((out / "odd_shoes.dxq" / "ids.txt").read_text().split()) == len(chosen) + 1
+
+    batch = export("odd shoes", "label-studio")
+    assert batch["ok"] and batch["path"] == str((out / "odd_shoes-label-studio").resolve())
+    assert len(json.loads((out / "odd_shoes-label-studio" / "tasks.json").read_text())) == len(chosen) + 1
+    unknown = export("odd shoes", "pdf")
+    assert not unknown["ok"] and not unknown["exists"] and "'pdf'" in unknown["message"]
+    blank = export("  ", "csv")
+    assert not blank["ok"] and "name" in blank["message"]
+
+    with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
+        ex._on_message(ex, {"type": "export", "name": "x", "what": "query", "overwrite": "yes"}, [])
+        ex._on_message(ex, {"type": "export", "name": ["x"], "what": "query"}, [])
+    assert sent == [] and caplog.text.count("ignored a message from the browser") == 2
 
 
 def test_geometry_helpers():

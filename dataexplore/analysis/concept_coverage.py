@@ -63,6 +63,24 @@ class ConceptCoverage(GroupResult):
         """
         return self.table.loc[self.table["status"].isin(["missing", "rare"]), "name"].tolist()
 
+    def to_query(self, concept: str):
+        """A text :class:`~dataexplore.Query` for ``concept`` (e.g. one of :meth:`missing`), to find it in a pool.
+
+        It uses the same model and similarity threshold as this analysis.
+
+        Examples
+        --------
+        >>> cc = dx.concepts(train, other=production)  # doctest: +SKIP
+        >>> cc.to_query(cc.missing()[0]).search("/data/unlabeled", top=200)  # doctest: +SKIP
+        """
+        from ..query import Query
+        from .vocabulary import phrase
+
+        if concept not in set(self.table["name"]):
+            raise DataexploreError(f"{concept!r} was not checked here; checked: {sorted(self.table['name'])[:20]}")
+        return Query.from_text(phrase(concept, self.phrases), self.model["name"], self.model["pretrained"],
+                               name=concept, threshold=self.threshold)
+
     def plot(self, top: int = 40):
         """Horizontal bars of the share of each set matching each concept (plotly Figure)."""
         from .plots import concept_bars
@@ -163,6 +181,7 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
     columns = ["name", "description", "count", "status", *records] + (["ratio"] if len(names) == 2 else [])
     result = ConceptCoverage(ids, table[columns], members)
     result.threshold, result.threshold_source, result.names = tau, source, names
+    result.model, result.phrases = {"name": clip.name, "pretrained": clip.pretrained}, phrases
     concept = np.asarray(vocab, dtype=object)
     result.best = pd.Series(np.where(best >= 0, concept[np.maximum(best, 0)], None), index=pd.Index(ids, name="id"))
     return result

@@ -5,6 +5,7 @@
 // coordinates, a clicked row, a legend class); the kernel computes the exact rows and sends them
 // back, so what is highlighted is exactly what Python holds and a lasso never blocks the page.
 
+import { ExportMenu } from "./exporter";
 import { GridIndex } from "./grid";
 import { markGroup, renderGroups } from "./groups";
 import { categoryColor, rgbCss, viridis } from "./palette";
@@ -18,6 +19,7 @@ interface Model {
   send(content: any, callbacks?: any, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
   on(event: string, cb: (...args: any[]) => void): void;
   off(event?: string, cb?: (...args: any[]) => void): void;
+  standalone?: boolean; // true in a map saved as HTML: no kernel behind it
 }
 
 type Op = "replace" | "add" | "subtract";
@@ -57,7 +59,10 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   const scaleBar = el("div", "dx-scale", stage);
   const tooltip = el("div", "dx-tooltip", stage);
   tooltip.style.display = "none";
-  const status = el("div", "dx-status", box);
+  const footer = el("div", "dx-footer", box);
+  const status = el("div", "dx-status", footer);
+  // the export menu needs the kernel to write files: a map saved as HTML offers downloads instead
+  const exporter = model.standalone ? null : new ExportMenu(footer, (request) => model.send(request));
   const groups = el("div", "dx-groups", box);
   groups.style.display = "none";
   const panel = el("div", "dx-panel", box);
@@ -326,6 +331,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     panelUrls.forEach((u) => URL.revokeObjectURL(u));
     panelUrls.length = 0;
     panel.replaceChildren();
+    exporter?.suggest(msg.total ? msg.counts : []);
     if (!msg.total) { panel.style.display = "none"; return; }
     panel.style.display = "";
     const head = el("div", "dx-panel-head", panel);
@@ -398,6 +404,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
         focus = -1;
         drawOverlay();
         renderStatus();
+        exporter?.setCount(nSelected);
         box.dataset.selected = String(nSelected);
         box.dataset.selectionSeq = String(msg.seq);
         markGroup(groups, typeof msg.group === "number" ? msg.group : -1);
@@ -415,6 +422,8 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
       showTooltip(msg.row);
     } else if (msg.type === "panel") {
       renderPanel(msg, buffers);
+    } else if (msg.type === "exported") {
+      exporter?.onReply(msg);
     } else if (msg.type === "groups") {
       renderGroups(groups, msg, (k, ev) => model.send({ type: "select", shape: "group", group: k, op: opFor(ev) }));
     }

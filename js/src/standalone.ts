@@ -51,6 +51,7 @@ function csvCell(v: string): string {
 class LocalModel {
   private state: Record<string, any>;
   private listeners = new Map<string, Set<Listener>>();
+  readonly standalone = true; // the widget hides what needs a kernel (the export menu)
   selected: number[] = [];
   lastPolygon: number[][] | null = null;
   private seq = 0;

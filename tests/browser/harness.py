@@ -106,3 +106,23 @@ def open_and_run(page, lab, name: str, timeout: float = 240, app: str = "lab") -
         "() => { const w = window.jupyterapp?.shell?.currentWidget;"
         " return w?.sessionContext?.session?.kernel?.status === 'idle'; }", timeout=timeout * 1000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def kernel_run(page, code: str) -> str:
+    """Run ``code`` in the kernel of the notebook open in ``page`` (outside its cells) and return what
+    it printed; raise if it failed. For checking kernel-side state after clicks in a widget."""
+    result = page.evaluate(
+        """async (code) => {
+          const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+          const future = kernel.requestExecute({ code, store_history: false, silent: false });
+          let text = "", error = "";
+          future.onIOPub = (msg) => {
+            if (msg.header.msg_type === "stream") text += msg.content.text;
+            else if (msg.header.msg_type === "error") error = `${msg.content.ename}: ${msg.content.evalue}`;
+          };
+          const reply = await future.done;
+          return { status: reply.content.status, text, error };
+        }""", code)
+    if result["status"] != "ok":
+        raise AssertionError(f"kernel code failed: {result['error'] or result['status']}\n{code}")
+    return result["text"]

@@ -61,6 +61,7 @@ def test_opens_from_disk_lasso_and_download(shared, browser):
     page.wait_for_selector(".dx-explorer[data-ready='true']", timeout=60_000)
     assert "10,000 points" in page.locator(".dx-status").inner_text()
     assert page.locator(".dx-legend-row").count() == 10
+    assert page.locator(".dx-export").count() == 0  # no kernel to write files: the ids download instead
 
     # hover a point: its id, label and thumbnail, with the HTML-looking note shown as text
     x, y = page.eval_on_selector(".dx-explorer", "(el, p) => el.dxToPixel(p[0], p[1])",

@@ -1,0 +1,201 @@
+"""Labeling: send a selection or a query's candidates to annotators, and bring their labels back.
+
+::
+
+    dx.export_labeling(result, "batches/trousers", format="label-studio", predictions="Trouser")
+    labels = dx.import_labels("project-1-at-2026-11-23.json")   # id, label, annotator, annotated_at, ...
+    samples = dx.apply_labels(samples, labels)                   # a human_label column with provenance
+
+Every export folder holds ``manifest.csv`` (the batch: ids, image paths, predictions, metadata) and
+the format's own files: Label Studio ``tasks.json`` + ``config.xml`` + ``instructions.md``; COCO
+``annotations.json``; CSV only the manifest, whose empty ``label`` column annotators fill. Images
+held in memory (e.g. Fashion-MNIST) are written as PNG files under ``images/``. CVAT goes through
+FiftyOne's annotation API: see :func:`dataexplore.fiftyone.cvat_request`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataexploreError, SourceError
+from . import coco, label_studio, manifest
+from .batch import LABEL_COLUMNS, LabelBatch, as_batch
+
+FORMATS = ("label-studio", "coco", "csv")
+
+__all__ = ["FORMATS", "LABEL_COLUMNS", "LabelBatch", "apply_labels", "as_batch", "export_labeling", "import_labels"]
+
+
+def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-studio", *,
+                    classes: Sequence[str] | None = None, predictions: Any = None, name: str | None = None,
+                    description: str = "", instructions: str = "", document_root: str | None = None,
+                    url_prefix: str | None = None, overwrite: bool = False) -> Path:
+    """Write a labeling batch for ``items`` into ``folder`` (atomically).
+
+    Parameters
+    ----------
+    items
+        A selection, a search result, Embeddings, Samples or a DataFrame (see :func:`as_batch`).
+    folder : path
+        The batch folder; an existing one is replaced only with ``overwrite=True``.
+    format : {"label-studio", "coco", "csv"}
+    classes, predictions, name, description
+        See :func:`as_batch`.
+    instructions : str
+        Extra guidance for annotators, added to ``instructions.md`` (Label Studio).
+    document_root : str, optional
+        The folder image paths are made relative to (default: the images' common folder).
+    url_prefix : str, optional
+        Label Studio: serve images from ``<url_prefix>/<path relative to document_root>``
+        instead of Label Studio's local-files storage.
+    overwrite : bool
+
+    Returns
+    -------
+    pathlib.Path
+        The batch folder.
+
+    Examples
+    --------
+    >>> import dataexplore as dx
+    >>> dx.export_labeling(ex.selection, "batches/odd-shoes", format="label-studio")  # doctest: +SKIP
+    """
+    if format not in FORMATS:
+        raise DataexploreError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    from ..io import replace_dir
+
+    batch = as_batch(items, classes=classes, predictions=predictions, name=name, description=description)
+    final = Path(folder).expanduser().resolve()
+
+    def fill(tmp: Path) -> None:
+        written = batch.image_files(tmp / "images")
+        paths = [str(final / Path(p).relative_to(tmp)) if Path(p).is_relative_to(tmp) else p for p in written]
+        _, root = label_studio.image_urls(paths, document_root, None)
+        manifest.write(batch, tmp, paths, root)
+        if format == "label-studio":
+            label_studio.write(batch, tmp, paths, document_root=root, url_prefix=url_prefix, instructions=instructions)
+        elif format == "coco":
+            coco.write(batch, tmp, paths, [_size(p) for p in written], root)
+
+    return replace_dir(final, fill, overwrite=overwrite, marker="manifest.csv")
+
+
+def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column: str = "label") -> pd.DataFrame:
+    """Read labels back from a Label Studio export (JSON, JSON-MIN or CSV), a COCO file or a CSV.
+
+    Parameters
+    ----------
+    path : path
+        The exported file. A batch folder works too (its ``manifest.csv`` with the ``label``
+        column filled in).
+    format : {"auto", "label-studio", "coco", "csv"}
+        ``"auto"`` tells them apart by content.
+    label_column : str
+        CSV only: the column holding the labels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``id``, ``label``, ``annotator``, ``annotated_at``, ``source``, ``task`` and the samples'
+        exported metadata as ``meta_*``, one row per labelled sample.
+
+    Examples
+    --------
+    >>> labels = dx.import_labels("project-3-at-2026-11-23-10-12.json")  # doctest: +SKIP
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "manifest.csv"
+    if not path.is_file():
+        raise SourceError(f"labels file not found: {path}")
+    if format == "csv" or (format == "auto" and path.suffix.lower() == ".csv"):
+        return _checked(manifest.read(path, label_column), path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path} is neither CSV nor valid JSON ({exc})") from None
+    if format == "coco" or (format == "auto" and isinstance(doc, dict) and "annotations" in doc):
+        return _checked(coco.read(doc, path), path)
+    if format in ("label-studio", "auto") and isinstance(doc, list):
+        return _checked(label_studio.read(doc, path), path)
+    raise SourceError(f"{path} is not a {format if format != 'auto' else 'Label Studio, COCO or CSV'} labels file")
+
+
+def apply_labels(data: Any, labels: pd.DataFrame, column: str = "human_label", *, overwrite: bool = False):
+    """Samples (or Embeddings) with imported ``labels`` in ``column``, plus provenance columns.
+
+    Adds ``<column>``, ``<column>_annotator``, ``<column>_at``, ``<column>_source`` and
+    ``<column>_task``; samples without a label get missing values. Every labelled id must be one
+    of the samples; a sample that already has a different value in ``column`` is only relabelled
+    with ``overwrite=True``.
+
+    Examples
+    --------
+    >>> samples = dx.apply_labels(samples, dx.import_labels("export.json"))  # doctest: +SKIP
+    >>> samples.table["human_label"].value_counts()  # doctest: +SKIP
+    """
+    from ..embeddings import Embeddings
+    from ..samples import Samples
+
+    samples = data.samples if isinstance(data, Embeddings) else data
+    if not isinstance(samples, Samples):
+        raise DataexploreError("apply_labels needs Samples or Embeddings that know their samples")
+    missing = [c for c in ("id", "label") if c not in labels.columns]
+    if missing:
+        raise DataexploreError(f"labels need columns {missing}: use dx.import_labels() to read them")
+    labels = labels.drop_duplicates("id", keep="last").set_index(labels["id"].astype(str).rename(None))
+    table = samples.table.copy()
+    pos = pd.Index(table["id"]).get_indexer(labels.index)
+    if (pos < 0).any():
+        raise DataexploreError(f"{int((pos < 0).sum())} labelled ids are not among the samples, e.g. "
+                               f"{labels.index[pos < 0][0]!r}")
+    new = {column: "label", f"{column}_annotator": "annotator", f"{column}_at": "annotated_at",
+           f"{column}_source": "source", f"{column}_task": "task"}
+    if column in table.columns and not overwrite:
+        old = table[column].iloc[pos].to_numpy(dtype=object)
+        clash = np.array([o is not None and not pd.isna(o) and str(o) != str(n)
+                          for o, n in zip(old, labels["label"])], bool)
+        if clash.any():
+            raise DataexploreError(f"{int(clash.sum())} samples already have another {column!r}, e.g. "
+                                   f"{labels.index[clash][0]!r}: pass overwrite=True to replace them")
+    for dest, src in new.items():
+        if dest not in table.columns:
+            table[dest] = pd.Series([None] * len(table), dtype=object)
+        else:
+            table[dest] = table[dest].astype(object)
+        if src in labels.columns:
+            values = labels[src].to_numpy(dtype=object)
+            table.loc[table.index[pos], dest] = [None if _missing(v) else (str(v) if dest != column else v)
+                                                 for v in values]
+    out = Samples(table, images=samples.images, name=samples.name)
+    if isinstance(data, Embeddings):
+        return Embeddings(ids=data.ids, vectors=data.vectors, rows=data.rows, samples=out, model=data.model,
+                          failures=data.failures, stats=dict(data.stats))
+    return out
+
+
+def _checked(labels: pd.DataFrame, path: Path) -> pd.DataFrame:
+    if labels["id"].isna().any():
+        raise SourceError(f"{path}: a labelled row has no sample id")
+    labels["id"] = labels["id"].astype(str)
+    return labels.reset_index(drop=True)
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _size(path: str) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size

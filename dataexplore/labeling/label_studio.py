@@ -1,0 +1,153 @@
+"""Label Studio: tasks with pre-annotations, a labeling config, instructions; and reading its export back.
+
+How Label Studio reaches the images (see the ``instructions.md`` each export writes):
+
+- **local files** (default): start Label Studio with ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``
+  and ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document root>``, add a *Local files* storage whose
+  path is inside that root, and import ``tasks.json``; each task's image is
+  ``/data/local-files/?d=<path relative to the document root>``;
+- **URLs**: ``url_prefix="https://host/images"`` makes each image ``<prefix>/<path relative to the
+  document root>``, for images served by any web server or bucket.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataexploreError, SourceError
+from .batch import LABEL_COLUMNS, LabelBatch
+
+FROM_NAME, TO_NAME = "label", "image"
+
+
+def image_urls(paths: list[str], document_root: str | None, url_prefix: str | None) -> tuple[list[str], str]:
+    """The URL of each image for Label Studio, and the document root they are relative to."""
+    import os
+
+    root = document_root or os.path.commonpath([os.path.dirname(p) for p in paths])
+    root = os.path.abspath(root)
+    rel = []
+    for p in paths:
+        r = os.path.relpath(p, root)
+        if r.startswith(".."):
+            raise DataexploreError(f"image {p} is outside the document root {root}: choose a document_root above it")
+        rel.append(Path(r).as_posix())
+    if url_prefix:
+        return [f"{url_prefix.rstrip('/')}/{quote(r)}" for r in rel], root
+    return [f"/data/local-files/?d={quote(r)}" for r in rel], root
+
+
+def labeling_config(classes: list[str], header: str = "") -> str:
+    """Label Studio's XML labeling config: the image and one single-choice question over ``classes``."""
+    lines = ["<View>"]
+    if header:
+        lines.append(f"  <Header value={quoteattr(header)}/>")
+    lines.append(f'  <Image name="{TO_NAME}" value="${TO_NAME}" zoom="true"/>')
+    lines.append(f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInLine="true" required="true">')
+    lines += [f"    <Choice value={quoteattr(c)}/>" for c in classes]
+    lines += ["  </Choices>", "</View>", ""]
+    return "\n".join(lines)
+
+
+def tasks(batch: LabelBatch, urls: list[str], model_version: str) -> list[dict]:
+    """One Label Studio task per row: the image URL and metadata in ``data``, the prediction if any."""
+    out = []
+    for rec, url, pred, score in zip(batch.records(), urls, batch.predictions, batch.scores):
+        data = {TO_NAME: url, "dx_id": rec.pop("id"), **{f"meta_{k}": v for k, v in rec.items()}}
+        task = {"data": data}
+        if pred is not None:
+            p = {"model_version": model_version,
+                 "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
+                             "value": {"choices": [str(pred)]}}]}
+            if not np.isnan(score):
+                p["score"] = round(float(score), 6)
+            task["predictions"] = [p]
+        out.append(task)
+    return out
+
+
+def write(batch: LabelBatch, folder: Path, paths: list[str], *, document_root: str | None = None,
+          url_prefix: str | None = None, instructions: str = "") -> dict:
+    """Write ``tasks.json``, ``config.xml`` and ``instructions.md`` into ``folder``."""
+    urls, root = image_urls(paths, document_root, url_prefix)
+    header = f"{batch.name}: {batch.description}" if batch.description else batch.name
+    (folder / "tasks.json").write_text(json.dumps(tasks(batch, urls, f"dataexplore:{batch.name}"), indent=1,
+                                                  ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "config.xml").write_text(labeling_config(batch.classes, header), encoding="utf-8")
+    (folder / "instructions.md").write_text(_instructions(batch, root, url_prefix, instructions), encoding="utf-8")
+    return {"document_root": root}
+
+
+def _instructions(batch: LabelBatch, root: str, url_prefix: str | None, extra: str) -> str:
+    n_pred = int(batch.predictions.notna().sum())
+    access = (f"Images are served from `{url_prefix}`." if url_prefix else
+              "Start Label Studio so it can read the local image files:\n\n"
+              "```bash\nexport LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true\n"
+              f"export LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root}\nlabel-studio start\n```\n\n"
+              f"then in the project's *Settings > Cloud Storage* add a *Local files* source storage with the absolute "
+              f"path `{root}` (or a folder inside it) and leave *Sync* off: the tasks already point at the files.")
+    return "\n".join([
+        f"# Labeling batch: {batch.name}", "",
+        batch.description and f"Images like: **{batch.description}**.",
+        extra, "",
+        f"{len(batch)} images. Choose one class per image: {', '.join(batch.classes)}.",
+        f"{n_pred} tasks carry a model prediction as a pre-annotation: accept it if right, change it if wrong.", "",
+        "## Set up", "",
+        "1. Create a project; in *Settings > Labeling Interface > Code* paste `config.xml`.",
+        f"2. {access}",
+        "3. *Import* `tasks.json`.", "",
+        "## Bring the labels back", "",
+        "*Export* the project as **JSON** (or JSON-MIN / CSV), then in Python:", "",
+        "```python\nimport dataexplore as dx\nlabels = dx.import_labels(\"export.json\")        "
+        "# id, label, annotator, annotated_at, source, task\nsamples = dx.apply_labels(samples, labels)\n```", "",
+    ])
+
+
+def read(records: list, path: Path) -> pd.DataFrame:
+    """Labels from Label Studio's JSON export (full tasks with ``annotations``) or its JSON-MIN export."""
+    rows = []
+    for task in records:
+        if not isinstance(task, dict):
+            raise SourceError(f"{path}: expected a list of Label Studio tasks")
+        if "annotations" in task:
+            row = _from_full(task)
+        else:  # JSON-MIN: the task's data and the answers flattened into one object
+            label = task.get(FROM_NAME)
+            label = label.get("choices", [None])[0] if isinstance(label, dict) else label
+            row = {"id": task.get("dx_id"), "label": label, "annotator": _who(task.get("annotator")),
+                   "annotated_at": task.get("updated_at") or task.get("created_at"), "task": task.get("id"),
+                   **{k: v for k, v in task.items() if k.startswith("meta_")}}
+        if row is not None and row["label"] is not None:
+            if row["id"] is None:
+                raise SourceError(f"{path}: a task has no dx_id in its data; were these tasks made by dataexplore?")
+            rows.append(row)
+    meta = sorted({k for r in rows for k in r if k.startswith("meta_")})
+    frame = pd.DataFrame(rows, columns=[c for c in LABEL_COLUMNS if c != "source"] + meta)
+    frame.insert(4, "source", "label-studio")
+    return frame
+
+
+def _from_full(task: dict) -> dict | None:
+    data = task.get("data") or {}
+    done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    done.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
+    for ann in reversed(done):  # the latest annotation that answers the question
+        for res in ann.get("result") or []:
+            choices = (res.get("value") or {}).get("choices")
+            if res.get("from_name") == FROM_NAME and choices:
+                return {"id": data.get("dx_id"), "label": str(choices[0]), "annotator": _who(ann.get("completed_by")),
+                        "annotated_at": ann.get("updated_at") or ann.get("created_at"), "task": task.get("id"),
+                        **{k: v for k, v in data.items() if k.startswith("meta_")}}
+    return None
+
+
+def _who(value) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("email") or value.get("username") or value.get("id")
+    return None if value is None else str(value)

@@ -1,0 +1,314 @@
+"""The :class:`Query`: a selection turned into a reusable, versionable artefact.
+
+A query remembers what was selected (ids, lasso polygon, the map and model it was made on), what
+it looks like (centroid, medoid exemplars, the concepts that describe it), and how to find more
+of it (a retrieval probe with a calibrated threshold). It is saved as a folder::
+
+    trousers.dxq/
+        query.json    everything readable: provenance, description, threshold, calibration
+        ids.txt       the selected sample ids, one per line
+        arrays.npz    selected vectors, centroid, probe weights, text vector
+
+The text files are written with sorted keys and rounded numbers, so saving the same query twice
+gives the same bytes and ``git diff`` shows what changed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataexploreError, SourceError
+from . import probe as _probe
+
+FORMAT = "dataexplore.query/1"
+_ARRAYS = ("vectors", "centroid", "coef", "text_vector")
+
+
+@dataclass(eq=False)
+class Query:
+    """A saved selection that finds more such images in any pool.
+
+    Build one with :meth:`Selection.to_query <dataexplore.Selection.to_query>`, :func:`make_query`
+    or :meth:`from_text`; run it with :meth:`search`; keep it with :meth:`save` / :func:`load_query`.
+
+    Attributes
+    ----------
+    name : str
+    method : {"probe", "knn", "text"}
+        ``"probe"``: a linear probe of selected vs. the rest of the map, with a threshold chosen on
+        out-of-fold scores and a calibration curve for estimated precision; ``"knn"``: similarity
+        to the nearest selected images (selections of fewer than 10); ``"text"``: similarity to a
+        text prompt.
+    model : dict
+        Identity of the CLIP model the query lives in; a pool must be embedded with the same one.
+    ids : numpy.ndarray
+        The selected sample ids (empty for text queries).
+    description : str
+        The concepts that set the selection apart from the rest of its map, in words.
+    exemplars : list of str
+        Ids of the medoids: the selected images closest to the selection's centre.
+    threshold : float or None
+        Scores at or above it count as "such an image".
+    provenance : dict
+        ``dataset`` (name, fingerprint, size), ``projection`` parameters, ``polygon``, ``shape``,
+        ``labels`` (label counts of the selection when known), ``created``.
+
+    Examples
+    --------
+    >>> import dataexplore as dx
+    >>> ex = dx.explore("fashion-mnist:test:2000")  # doctest: +SKIP
+    >>> q = ex.selection.to_query("trousers")       # after a lasso  # doctest: +SKIP
+    >>> q.save("trousers.dxq")                      # doctest: +SKIP
+    >>> q.search("fashion-mnist:train:10000", top=100).table.head()  # doctest: +SKIP
+    """
+
+    name: str
+    method: str
+    model: dict
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    vectors: np.ndarray | None = None
+    centroid: np.ndarray | None = None
+    probe: dict = field(default_factory=dict)
+    description: str = ""
+    concepts: list = field(default_factory=list)
+    exemplars: list = field(default_factory=list)
+    text: str | None = None
+    text_vector: np.ndarray | None = None
+    provenance: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        what = f"text {self.text!r}" if self.method == "text" else f"{len(self)} selected"
+        return (f"<Query {self.name!r}: {what}, method={self.method}, model={self.model.get('name', '?')!r}, "
+                f"description={self.description!r}>")
+
+    @property
+    def threshold(self) -> float | None:
+        return self.probe.get("threshold")
+
+    # ---- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_text(cls, text: str, model: str = "fashion-tiny", pretrained: str | None = None, *,
+                  name: str | None = None, threshold: float | str | None = "auto") -> "Query":
+        """A query for a concept that has no images yet, e.g. a missing concept: ``"a photo of a sandal"``.
+
+        Parameters
+        ----------
+        text : str
+            A noun phrase (put into CLIP's prompt templates) or a full sentence (used as is).
+        model, pretrained : str
+            The CLIP model; pools are embedded with it.
+        threshold : "auto", float or None
+            Cosine similarity above which an image counts as a match; ``"auto"`` uses the threshold
+            calibrated for the built-in model (see :func:`dataexplore.concepts`), else none.
+
+        Examples
+        --------
+        >>> q = dx.Query.from_text("sandal")  # doctest: +SKIP
+        >>> q.search("fashion-mnist:train:5000", top=50)  # doctest: +SKIP
+        """
+        from ..analysis.concept_coverage import shipped_threshold
+        from ..analysis.vocabulary import concept_vectors
+        from ..models import load_model
+
+        if not isinstance(text, str) or not text.strip():
+            raise DataexploreError("a text query needs a non-empty text")
+        clip = load_model(model, pretrained)
+        vector = concept_vectors(clip, [text])[0]
+        if threshold == "auto":
+            threshold = shipped_threshold(clip)
+        elif threshold is not None and not (isinstance(threshold, (int, float)) and -1 <= threshold <= 1):
+            raise DataexploreError(f"threshold must be 'auto', None or a cosine in [-1, 1], got {threshold!r}")
+        identity = dict(clip.identity, name=clip.name, pretrained=clip.pretrained, key=clip.key)
+        return cls(name=name or text.strip(), method="text", model=identity, text=text.strip(), text_vector=vector,
+                   probe=_rounded({"method": "text", "threshold": threshold}),
+                   description=text.strip(), concepts=[text.strip()], provenance={"created": _now()})
+
+    # ---- running ------------------------------------------------------------------------------
+    def score(self, vectors: np.ndarray) -> np.ndarray:
+        """Scores of L2-normalised ``vectors`` of this query's model; higher is more alike."""
+        vectors = np.asarray(vectors, np.float32)
+        width = len(self.text_vector) if self.method == "text" else self.vectors.shape[1]
+        if vectors.ndim != 2 or vectors.shape[1] != width:
+            raise DataexploreError(f"vectors of width {vectors.shape[-1]} cannot be scored by a query of width {width}: "
+                                   "embed them with the query's model")
+        return _probe.score(self.probe, vectors, exemplars=self.vectors, text=self.text_vector)
+
+    def search(self, pool: Any, top: int | None = 100, **kwargs):
+        """Rank the images of ``pool`` by this query; see :func:`dataexplore.query.search`."""
+        from .search import search
+
+        return search(self, pool, top=top, **kwargs)
+
+    # ---- saving -------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Everything but the arrays, as JSON-ready values (what ``query.json`` holds)."""
+        probe = {k: v for k, v in self.probe.items() if k != "coef"}
+        return _rounded({"format": FORMAT, "name": self.name, "method": self.method, "model": self.model,
+                         "description": self.description, "concepts": list(self.concepts),
+                         "exemplars": list(self.exemplars), "text": self.text, "n_ids": len(self.ids),
+                         "probe": probe, "provenance": self.provenance})
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the query folder atomically; an existing one is replaced only with ``overwrite=True``.
+
+        Examples
+        --------
+        >>> q.save("queries/trousers.dxq")  # doctest: +SKIP
+        """
+        from ..io import replace_dir
+
+        arrays = {"vectors": self.vectors, "centroid": self.centroid, "coef": self.probe.get("coef"),
+                  "text_vector": self.text_vector}
+
+        def fill(tmp: Path) -> None:
+            (tmp / "query.json").write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+                                            + "\n", encoding="utf-8")
+            (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
+            np.savez(tmp / "arrays.npz", **{k: np.asarray(v, np.float32) for k, v in arrays.items() if v is not None})
+
+        return replace_dir(path, fill, overwrite=overwrite, marker="query.json")
+
+
+def load_query(path: str | os.PathLike) -> Query:
+    """Read a query folder written by :meth:`Query.save`.
+
+    Examples
+    --------
+    >>> q = dx.load_query("queries/trousers.dxq")  # doctest: +SKIP
+    """
+    path = Path(path).expanduser()
+    meta_path = path / "query.json"
+    if not meta_path.is_file():
+        raise SourceError(f"{path} is not a saved query (no query.json)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{meta_path} is not valid JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise SourceError(f"{path}: unknown query format {meta.get('format')!r} (this version reads {FORMAT})")
+    ids = (path / "ids.txt").read_text(encoding="utf-8").splitlines() if (path / "ids.txt").is_file() else []
+    if len(ids) != meta.get("n_ids", len(ids)):
+        raise SourceError(f"{path}: ids.txt has {len(ids)} ids, query.json says {meta['n_ids']}")
+    arrays = {}
+    if (path / "arrays.npz").is_file():
+        with np.load(path / "arrays.npz") as npz:
+            arrays = {k: npz[k] for k in _ARRAYS if k in npz.files}
+    probe = dict(meta.get("probe", {}))
+    if "coef" in arrays:
+        probe["coef"] = arrays["coef"]
+    if meta["method"] in ("probe", "knn") and "vectors" not in arrays:
+        raise SourceError(f"{path}: arrays.npz with the selected vectors is missing")
+    return Query(name=meta["name"], method=meta["method"], model=meta.get("model", {}),
+                 ids=np.asarray(ids, dtype=object), vectors=arrays.get("vectors"), centroid=arrays.get("centroid"),
+                 probe=probe, description=meta.get("description", ""), concepts=meta.get("concepts", []),
+                 exemplars=meta.get("exemplars", []), text=meta.get("text"), text_vector=arrays.get("text_vector"),
+                 provenance=meta.get("provenance", {}))
+
+
+def make_query(selection: Any, embeddings: Any = None, *, name: str | None = None, describe: bool = True,
+               random_state: int = 0) -> Query:
+    """Turn a selection into a :class:`Query` against the embeddings of the map it was made on.
+
+    Parameters
+    ----------
+    selection : Selection or sequence of str
+        The selected samples (a :class:`~dataexplore.Selection`, or ids).
+    embeddings : Embeddings, optional
+        The map's embeddings; default: the ones the selection came from (set by the explorer).
+    name : str, optional
+        Default: the selection's most common label, else ``"query"``.
+    describe : bool
+        Name the selection with the concepts that set it apart (needs the model's text tower).
+
+    Raises
+    ------
+    DataexploreError
+        For an empty selection, unknown ids, or missing embeddings.
+
+    Examples
+    --------
+    >>> q = make_query(ex.selection, name="trousers")  # doctest: +SKIP
+    """
+    from ..analysis.groups import medoids
+    from ..embeddings import Embeddings
+
+    emb = embeddings if embeddings is not None else getattr(selection, "embeddings", None)
+    if emb is None:
+        raise DataexploreError("this selection does not know its embeddings: pass embeddings= (the map's Embeddings)")
+    if not isinstance(emb, Embeddings):
+        raise DataexploreError(f"embeddings must be dataexplore.Embeddings, got {type(emb).__name__}")
+    ids = np.asarray(getattr(selection, "ids", selection), dtype=object).astype(str)
+    if len(ids) == 0:
+        raise DataexploreError("the selection is empty: select some points before making a query")
+    pos = pd.Index(emb.ids).get_indexer(ids)
+    if (pos < 0).any():
+        raise DataexploreError(f"{int((pos < 0).sum())} selected ids are not in the embeddings, e.g. "
+                               f"{ids[pos < 0][0]!r}: pass the embeddings of the map the selection was made on")
+    inside = np.zeros(len(emb), bool)
+    inside[pos] = True
+    positives, negatives = emb.vectors[pos], emb.vectors[~inside]
+    method = _probe.check_probe_input(positives, negatives)
+    fitted = (_probe.fit_probe(positives, negatives, random_state) if method == "probe" else _probe.fit_knn(positives))
+    fitted = {k: v if k == "coef" else _rounded(v) for k, v in fitted.items()}  # as saved: reloads score the same
+    centre = positives.mean(axis=0)
+    centre = centre / max(float(np.linalg.norm(centre)), 1e-12)
+    table = emb.table.iloc[pos]
+    labels = {}
+    if "label" in table.columns:
+        labels = {str(k): int(v) for k, v in table["label"].astype(str).value_counts().head(10).items()}
+    concepts = _describe(emb, positives) if describe else []
+    polygon = getattr(selection, "polygon", None)
+    prov = dict(getattr(selection, "provenance", {}) or {})
+    provenance = {
+        "created": _now(),
+        "dataset": {"name": getattr(emb.samples, "name", "") or prov.get("source", ""), "size": len(emb),
+                    "fingerprint": emb.fingerprint},
+        "projection": prov.get("projection"),
+        "shape": getattr(selection, "shape", "ids"),
+        "polygon": None if polygon is None else np.asarray(polygon, np.float64).tolist(),
+        "labels": labels,
+    }
+    default_name = next(iter(labels), "query")
+    return Query(name=name or default_name, method=method, model=dict(emb.model), ids=ids, vectors=positives,
+                 centroid=centre.astype(np.float32), probe=fitted, description=", ".join(concepts[:3]),
+                 concepts=concepts, exemplars=[str(i) for i in ids[medoids(positives, 8)]], provenance=provenance)
+
+
+def _describe(emb, positives: np.ndarray) -> list[str]:
+    from ..analysis.vocabulary import Describer, text_model, vocabulary
+
+    clip = text_model(emb)
+    if clip is None:
+        return []
+    labels = emb.table["label"] if "label" in emb.table.columns else None
+    return Describer(emb.vectors, clip, vocabulary(None, labels)).top(positives, 5)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _rounded(value: Any) -> Any:
+    """JSON-ready copy with floats rounded to 6 significant digits and numpy scalars unwrapped."""
+    if isinstance(value, dict):
+        return {str(k): _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_rounded(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (np.floating, float)):
+        return float(f"{float(value):.6g}")
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
