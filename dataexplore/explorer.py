@@ -19,14 +19,18 @@ import pandas as pd
 import traitlets
 
 from .errors import DataexploreError
-from .selection import Selection, as_selection, combine, points_in_polygon
+from .selection import RowIds, Selection, as_selection, combine, points_in_polygon
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-POINT_CHUNK = 500_000  # points per message: 4 MB of float32 xy + 1 MB of codes
+POINT_CHUNK = 500_000  # points per message: 4 MB of float32 xy + 1 MB of codes (+ 2 MB of row ids)
 INDEX_CHUNK = 2_000_000  # selected rows per message: 8 MB, under the 10 MB websocket cap
+BITS_CHUNK = 8_000_000  # bytes of a selection bitset per message
 PAGE_SIZE = 24
 MAX_POLYGON = 5000
+MAX_POINTS = 2_000_000  # larger maps are drawn as a sample and a density layer that refine on zoom
+LOD_POINTS = 1_000_000  # points the browser holds at once for such maps
+VIEW_DENSITY = 512  # density cells per side sent with a zoomed-in view
 
 
 class Explorer(anywidget.AnyWidget):
@@ -56,6 +60,13 @@ class Explorer(anywidget.AnyWidget):
     export_dir : path
         Where the widget's export menu writes queries and labeling batches (default
         ``dataexplore-exports`` in the working directory).
+    max_points : int
+        Maps with more points than this are not drawn point by point: the browser gets a stable
+        random sample of ``lod_points`` points and a density layer of all of them, and asks the
+        kernel for the points of the view as you pan and zoom (all of them once they fit).
+        Selections stay exact: lasso, box and legend classes are applied to every point here.
+    lod_points : int
+        How many points the browser holds at once above ``max_points`` (at most ``max_points``).
 
     Attributes
     ----------
@@ -82,7 +93,8 @@ class Explorer(anywidget.AnyWidget):
     def __init__(self, xy: Any, *, ids: Sequence[str] | None = None, table: pd.DataFrame | None = None,
                  samples: Any = None, rows: Any = None, color: Any = None, tooltip: Sequence[str] = (),
                  height: int = 560, provenance: dict | None = None, embeddings: Any = None,
-                 export_dir: str | Path = "dataexplore-exports", **kwargs):
+                 export_dir: str | Path = "dataexplore-exports", max_points: int = MAX_POINTS,
+                 lod_points: int = LOD_POINTS, **kwargs):
         if hasattr(xy, "embedding_"):  # a fitted Projection
             embeddings = getattr(xy, "embeddings_", None) if embeddings is None else embeddings
             ids = xy.ids_ if ids is None else ids
@@ -96,11 +108,18 @@ class Explorer(anywidget.AnyWidget):
         n = len(xy)
         if len(xy) >= 2**32:
             raise DataexploreError("at most 2**32 - 1 points")
-        ids = np.arange(n).astype(str).astype(object) if ids is None else np.asarray(ids, dtype=object)
+        for name, value in (("max_points", max_points), ("lod_points", lod_points)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise DataexploreError(f"{name} must be a positive integer, got {value!r}")
+        lod = n > max_points
+        if ids is None:  # a big map's ids "0".."N-1" are made only when read
+            ids = RowIds(n) if lod else np.arange(n).astype(str).astype(object)
+        else:
+            ids = np.asarray(ids, dtype=object)
         if len(ids) != n:
             raise DataexploreError(f"mismatched lengths: {len(ids)} ids for {n} points")
         if table is None:
-            table = pd.DataFrame({"id": ids})
+            table = pd.DataFrame(index=pd.RangeIndex(n)) if isinstance(ids, RowIds) else pd.DataFrame({"id": ids})
         if len(table) != n:
             raise DataexploreError(f"mismatched lengths: {len(table)} table rows for {n} points")
         if embeddings is not None and (len(embeddings) != n or not np.array_equal(embeddings.ids, ids)):
@@ -113,7 +132,13 @@ class Explorer(anywidget.AnyWidget):
         self.ids = ids
         self.table = table.reset_index(drop=True)
         self.samples = samples
-        self.rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        self._rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        self.max_points, self.lod_points = int(max_points), int(min(lod_points, max_points))
+        self._lod = lod
+        self._grid: Any = None  # the lod.PointGrid of a big map, made when first needed
+        self._overview: np.ndarray | None = None
+        self._shown = np.zeros(0, np.uint32)  # rows the browser was last sent (big maps)
+        self._shown_seq = -1
         self.tooltip_fields = [c for c in ["label", *tooltip] if c in self.table.columns and c != "id"]
         self.provenance = dict(provenance or {})
         self._saved: dict[str, Selection] = {}
@@ -134,6 +159,17 @@ class Explorer(anywidget.AnyWidget):
     # ---- public API -------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.xy)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Each point's row in ``samples`` (the point's own position when none were given)."""
+        return np.arange(len(self.xy)) if self._rows is None else self._rows
+
+    @property
+    def level_of_detail(self) -> bool:
+        """True when the map has more than ``max_points`` points: the browser draws a sample that
+        refines as you zoom, over a density layer of all points; selections stay exact."""
+        return self._lod
 
     @traitlets.validate("mode")
     def _check_mode(self, proposal):
@@ -198,7 +234,10 @@ class Explorer(anywidget.AnyWidget):
                 counts = np.bincount(codes, minlength=len(cats))[:len(cats)]
                 self.color_info = {"kind": "categorical", "name": name, "categories": cats,
                                    "counts": counts.tolist(), "no_value": missing, "no_value_code": len(cats)}
-        self.send({"type": "colors"}, buffers=[self._codes.tobytes()])
+        if not self._lod:
+            self.send({"type": "colors"}, buffers=[self._codes.tobytes()])
+        elif self._shown_seq >= 0:  # the browser holds a sample: its colours, for the set it holds
+            self.send({"type": "colors", "seq": self._shown_seq}, buffers=[self._codes[self._shown].tobytes()])
 
     def select(self, ids: Sequence[str] | Selection | None) -> Selection:
         """Select samples by id (or restore a saved :class:`Selection`); the view shows it."""
@@ -207,9 +246,8 @@ class Explorer(anywidget.AnyWidget):
         elif isinstance(ids, Selection):
             rows = ids.indices
         else:
-            lookup = pd.Index(self.ids)
             wanted = pd.Index([str(i) for i in ids])
-            pos = lookup.get_indexer(wanted)
+            pos = self.ids.positions(wanted) if isinstance(self.ids, RowIds) else pd.Index(self.ids).get_indexer(wanted)
             if (pos < 0).any():
                 raise DataexploreError(f"unknown sample id {wanted[int(np.flatnonzero(pos < 0)[0])]!r}")
             rows = pos
@@ -317,7 +355,8 @@ class Explorer(anywidget.AnyWidget):
         """Save this map as one self-contained HTML file that opens without a kernel.
 
         Pan, zoom, hover, lasso, box and legend selection work in the file, and the viewer can
-        download the selected ids as CSV or JSON. See :func:`dataexplore.share.to_html`.
+        download the selected ids as CSV or JSON. See :func:`dataexplore.share.to_html`. A map of
+        more than ``max_points`` points is refused (the file has no kernel): share a subsample.
 
         Examples
         --------
@@ -396,10 +435,17 @@ class Explorer(anywidget.AnyWidget):
                 raise ValueError("message is not an object")
             kind = content.get("type")
             if kind == "ready":
-                self._send_points()
+                if self._lod:
+                    self._send_overview()
+                else:
+                    self._send_points()
                 if self._groups_msg is not None:
                     self.send(self._groups_msg)
                 self._send_selection()
+                if self._lod:
+                    self._index().order  # sort by cell now, while the browser draws: the first lasso is quick
+            elif kind == "view":
+                self._send_view(content)
             elif kind == "select":
                 self._select_from_browser(content)
             elif kind == "hover":
@@ -444,7 +490,7 @@ class Explorer(anywidget.AnyWidget):
         polygon = None
         if shape in ("lasso", "box"):
             polygon = _polygon(content.get("polygon"))
-            new = np.flatnonzero(points_in_polygon(self.xy, polygon))
+            new = self._index().polygon(polygon) if self._lod else np.flatnonzero(points_in_polygon(self.xy, polygon))
         elif shape == "point":
             new = [_row(content.get("row"), len(self.xy))]
         elif shape == "class":
@@ -483,10 +529,23 @@ class Explorer(anywidget.AnyWidget):
     def _send_selection(self) -> None:
         self._seq += 1
         idx = self.selection.indices
+        n = len(self.xy)
+        if self._lod and len(idx) * 4 > (n + 7) // 8:  # a bitset of all N points is smaller than the rows
+            mask = np.zeros(n, bool)
+            mask[idx] = True
+            bits = np.packbits(mask, bitorder="little")
+            for start in range(0, len(bits), BITS_CHUNK):
+                stop = min(len(bits), start + BITS_CHUNK)
+                self.send({"type": "selection", "format": "bits", "offset": start, "count": stop - start,
+                           "bytes": len(bits), "n": n, "total": len(idx), "final": stop >= len(bits),
+                           "seq": self._seq, "group": self._active_group}, buffers=[bits[start:stop].tobytes()])
+            self._send_panel()
+            return
         for start in range(0, max(len(idx), 1), INDEX_CHUNK):
             stop = min(len(idx), start + INDEX_CHUNK)
+            fmt = {"format": "rows", "n": n} if self._lod else {}
             self.send({"type": "selection", "offset": start, "count": stop - start, "total": len(idx),
-                       "final": stop >= len(idx), "seq": self._seq, "group": self._active_group},
+                       "final": stop >= len(idx), "seq": self._seq, "group": self._active_group, **fmt},
                       buffers=[idx[start:stop].tobytes()])
         self._send_panel()
 
@@ -497,13 +556,80 @@ class Explorer(anywidget.AnyWidget):
         shown = idx[self._page * PAGE_SIZE:(self._page + 1) * PAGE_SIZE]
         counts = []
         if "label" in self.table.columns and len(idx):
-            vc = self.table["label"].iloc[idx.astype(np.int64)].astype(str).value_counts()
+            labels = self.table["label"].iloc[idx.astype(np.int64)]
+            if isinstance(labels.dtype, pd.CategoricalDtype):  # count codes, not millions of strings
+                vc = labels.value_counts(dropna=False)
+                vc = vc[vc > 0]
+            else:
+                vc = labels.astype(str).value_counts()
             counts = [[str(k), int(v)] for k, v in vc.head(20).items()]
         thumbs = [self.thumbnail(int(r)) for r in shown]
         titles = [str(self.ids[int(r)]) for r in shown]
         self.send({"type": "panel", "total": int(len(idx)), "page": self._page, "pages": pages, "counts": counts,
-                   "titles": titles, "mime": "image/jpeg"},
+                   "titles": titles, "xy": self.xy[shown.astype(np.int64)].tolist(), "mime": "image/jpeg"},
                   buffers=[shown.astype(np.uint32).tobytes(), *thumbs])
+
+    # ---- big maps: a sample and a density layer that refine as the view changes ----------------
+    def _index(self):
+        if self._grid is None:
+            from .lod import PointGrid
+
+            self._grid = PointGrid(self.xy)
+        return self._grid
+
+    def _send_overview(self) -> None:
+        """The map's extent, the density of all points and the overview sample."""
+        from .lod import first_by_rank
+
+        grid = self._index()
+        if self._overview is None:
+            self._overview = first_by_rank(np.arange(len(self.xy), dtype=np.uint32), self.lod_points)
+        self.send({"type": "lod", "total": len(self.xy), "bounds": list(grid.bounds), "budget": self.lod_points,
+                   "size": grid.size}, buffers=[grid.counts.tobytes()])
+        self._send_sample(self._overview, seq=0, rect=None, inside=len(self.xy))
+
+    def _send_view(self, content: dict) -> None:
+        """Answer the browser's view: up to ``lod_points`` points inside ``rect``, all when they fit,
+        else the first by sampling rank (so the points of a wider view that fall inside stay)."""
+        from .lod import first_by_rank
+
+        if not self._lod:
+            raise ValueError("views are asked for only on maps drawn as a sample")
+        seq, rect = content.get("seq"), content.get("rect")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError(f"bad view number {seq!r}")
+        if rect is not None:
+            rect = _rect(rect)
+        grid = self._index()
+        bx0, by0, bx1, by1 = grid.bounds
+        if rect is None or (rect[0] <= bx0 and rect[1] <= by0 and rect[2] >= bx1 and rect[3] >= by1):
+            if self._overview is None:
+                self._overview = first_by_rank(np.arange(len(self.xy), dtype=np.uint32), self.lod_points)
+            self._send_sample(self._overview, seq=seq, rect=rect, inside=len(self.xy))
+            return
+        inside = grid.box(*rect)
+        if len(inside) <= self.lod_points:
+            self._send_sample(inside, seq=seq, rect=rect, inside=len(inside))
+            return
+        # a sample again: send the density of the view so what it misses still shows
+        cx0, cy0, cx1, cy1 = max(rect[0], bx0), max(rect[1], by0), min(rect[2], bx1), min(rect[3], by1)
+        if (cx1 - cx0) * (cy1 - cy0) < 0.25 * (bx1 - bx0) * (by1 - by0):
+            counts = grid.density(cx0, cy0, cx1, cy1, size=VIEW_DENSITY, rows=inside)
+            self.send({"type": "density", "seq": seq, "rect": [cx0, cy0, cx1, cy1], "size": VIEW_DENSITY},
+                      buffers=[counts.tobytes()])
+        self._send_sample(first_by_rank(inside, self.lod_points), seq=seq, rect=rect, inside=len(inside))
+
+    def _send_sample(self, rows: np.ndarray, *, seq: int, rect: list | None, inside: int) -> None:
+        """Points ``rows`` (coordinates, colour codes, row ids) in chunks; they replace what the browser held."""
+        self._shown, self._shown_seq = rows, seq
+        total = len(rows)
+        head = {"type": "points", "lod": True, "n": len(self.xy), "seq": seq, "rect": rect, "inside": int(inside),
+                "complete": total == inside, "total": total}
+        for start in range(0, max(total, 1), POINT_CHUNK):
+            stop = min(total, start + POINT_CHUNK)
+            part = rows[start:stop]
+            self.send({**head, "offset": start, "count": stop - start, "final": stop >= total},
+                      buffers=[self.xy[part].tobytes(), self._codes[part].tobytes(), part.tobytes()])
 
     def _send_tooltip(self, row: int) -> None:
         lines = [["id", str(self.ids[row])]]
@@ -522,7 +648,7 @@ class Explorer(anywidget.AnyWidget):
             from .images import thumbnail
 
             try:
-                data = thumbnail(self.samples.read(int(self.rows[row])), size)
+                data = thumbnail(self.samples.read(row if self._rows is None else int(self._rows[row])), size)
             except Exception as exc:  # a thumbnail must never break the widget
                 log.info("no thumbnail for row %d: %s", row, exc)
         self._thumbs[row] = data
@@ -603,6 +729,17 @@ def _row(value: Any, n: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n:
         raise ValueError(f"row {value!r} out of range 0..{n - 1}")
     return value
+
+
+def _rect(value: Any) -> list[float]:
+    """A view rectangle ``[x0, y0, x1, y1]`` from the browser (finite, x0 <= x1, y0 <= y1)."""
+    if not isinstance(value, list) or len(value) != 4 or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ValueError("a view is [x0, y0, x1, y1]")
+    x0, y0, x1, y1 = (float(v) for v in value)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 < x0 or y1 < y0:
+        raise ValueError(f"bad view {value!r}")
+    return [x0, y0, x1, y1]
 
 
 def _polygon(value: Any) -> np.ndarray:

@@ -67,12 +67,13 @@ def read_parquet(path: str | os.PathLike, columns: list[str]):
     return pq.read_table(path, columns=columns)
 
 
-def safe_name(name: object, *, fallback: str = "unnamed", max_len: int = 100) -> str:
+def safe_name(name: object, *, fallback: str = "unnamed", max_len: int = 100, max_bytes: int = 180) -> str:
     """``name`` (a query name, a label, a sample id) as one safe file name component.
 
     Letters, digits, ``-``, ``_`` and ``.`` are kept (any script's letters too); everything else,
     path separators included, becomes ``_``; no leading dots, nothing reserved on Windows, at most
-    ``max_len`` characters. Distinct inputs can collide: callers that need uniqueness add a suffix.
+    ``max_len`` characters and ``max_bytes`` bytes of UTF-8 (file systems count bytes). Distinct
+    inputs can collide: callers that need uniqueness add a suffix.
 
     Examples
     --------
@@ -81,7 +82,10 @@ def safe_name(name: object, *, fallback: str = "unnamed", max_len: int = 100) ->
     >>> safe_name("CON")
     '_CON'
     """
-    text = re.sub(r"[^\w.\-]+", "_", str(name), flags=re.UNICODE).strip("._ ")[:max_len].strip("._ ")
+    text = re.sub(r"[^\w.\-]+", "_", str(name), flags=re.UNICODE).strip("._ ")[:max_len]
+    while len(text.encode("utf-8")) > max_bytes:
+        text = text[:-1]
+    text = text.strip("._ ")
     if not text:
         return fallback
     if text.split(".")[0].upper() in _RESERVED:
@@ -99,27 +103,33 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+MARKER = ".dataexplore.json"
+
+
 def replace_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool = False, *,
-                marker: str) -> Path:
+                kind: str) -> Path:
     """Build a folder with ``fill(tmp_dir)`` beside ``path``, then move it into place.
 
     Readers never see a half-written folder: on any error the temporary folder is removed and an
-    existing ``path`` is untouched. With ``overwrite=True`` an existing folder is replaced, but only
-    one this function wrote (it holds the file ``marker``): a user's own folder is never deleted.
+    existing ``path`` is untouched. The folder gets a marker file (:data:`MARKER`) naming its
+    ``kind``; with ``overwrite=True`` an existing folder is replaced only when it carries the
+    marker of the same kind, so a user's own folder is never deleted.
     """
+    import json
     import shutil
 
     from .errors import DataexploreError
 
     path = check_writable(path, overwrite)
-    if path.exists() and not (path.is_dir() and (path / marker).is_file()):
-        raise DataexploreError(f"{path} exists and is not a folder dataexplore wrote (no {marker}): "
-                               "refusing to replace it, choose another path")
+    if path.exists() and written_kind(path) != kind:
+        raise DataexploreError(f"{path} exists and is not a {kind} dataexplore wrote: refusing to replace it, "
+                               "choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp"))
     old = None
     try:
         fill(tmp)
+        (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -135,6 +145,16 @@ def replace_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite
     elif old is not None:
         old.unlink()
     return path
+
+
+def written_kind(path: Path) -> str | None:
+    """The kind of folder dataexplore wrote at ``path`` (its marker), or ``None``."""
+    import json
+
+    try:
+        return json.loads((Path(path) / MARKER).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}

@@ -48,6 +48,12 @@ def to_html(explorer: Any, path: str | os.PathLike, *, thumbnails: bool = False,
     -------
     pathlib.Path
 
+    Raises
+    ------
+    DataexploreError
+        For a map with more than ``explorer.max_points`` points: the file has no kernel to refine
+        a sample as you zoom or to select exactly among all points, so share a subsample instead.
+
     Examples
     --------
     >>> ex = dx.explore("fashion-mnist:test")  # doctest: +SKIP
@@ -61,6 +67,14 @@ def to_html(explorer: Any, path: str | os.PathLike, *, thumbnails: bool = False,
     if path.exists() and not overwrite:
         raise DataexploreError(f"{path} exists; pass overwrite=True to replace it")
     n = len(explorer.xy)
+    limit = getattr(explorer, "max_points", None)
+    if limit is not None and n > limit:  # the file has no kernel to refine a sample or select exactly
+        raise DataexploreError(
+            f"{n:,} points is more than a map saved as HTML can hold (max_points={limit:,}): the file draws "
+            "every point and selects in the browser, with no kernel to send a sample that refines as you "
+            "zoom. Share a subsample: keep = np.sort(np.random.default_rng(0).choice(len(ex), 1_000_000, "
+            "replace=False)); dx.Explorer(ex.xy[keep], ids=ex.ids[keep], table=ex.table.iloc[keep], "
+            "color=...).to_html(path)")
     if thumbnails and n > MAX_THUMBNAILS:
         raise DataexploreError(f"{n:,} points is too many to embed thumbnails (at most {MAX_THUMBNAILS:,}); "
                                "use thumbnails=False")

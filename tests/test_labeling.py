@@ -60,15 +60,16 @@ def test_label_studio_round_trip_keeps_ids_labels_provenance_and_metadata(emb, r
     assert len(tasks) == 40 and [t["data"]["dx_id"] for t in tasks] == list(result.ids)
     first = tasks[0]
     assert first["data"]["image"].startswith("/data/local-files/?d=")
-    image = folder / "images" / first["data"]["image"].split("?d=")[1]
-    assert image.is_file()  # Label Studio's local-files URL resolves under the documented root
+    image = folder / first["data"]["image"].split("?d=")[1]
+    assert image.is_file() and image.parent == folder / "images"  # the URL resolves under the documented root
     assert first["predictions"][0]["result"][0]["value"]["choices"] == ["Trouser"]
     assert 0 <= first["predictions"][0]["score"] <= 1
     config = ET.fromstring((folder / "config.xml").read_text())
     assert [c.get("value") for c in config.iter("Choice")] == sorted(emb.table["label"].unique())
     assert config.find("Image").get("value") == "$image"
     text = (folder / "instructions.md").read_text()
-    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={folder / 'images'}" in text and "config.xml" in text
+    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={folder}\n" in text and "config.xml" in text
+    assert f"storage with the absolute path `{folder / 'images'}`" in text  # strictly inside the root, as LS demands
 
     export = tmp_path / "project-3-at-2026-11-23.json"
     export.write_text(json.dumps(annotate_label_studio(tasks, truth_of(emb))))
@@ -89,10 +90,23 @@ def test_label_studio_round_trip_keeps_ids_labels_provenance_and_metadata(emb, r
     np.testing.assert_array_equal(labelled.vectors, emb.vectors)
 
 
+def test_a_label_studio_project_with_another_field_name_says_so(emb, result, tmp_path):
+    folder = dx.export_labeling(result, tmp_path / "b", predictions="Trouser")
+    tasks = annotate_label_studio(json.loads((folder / "tasks.json").read_text()), truth_of(emb))
+    for task in tasks:
+        for ann in task["annotations"]:
+            for res in ann["result"]:
+                res["from_name"] = "category"
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    with pytest.raises(SourceError, match="no answers under the field 'label'.*'category'"):
+        dx.import_labels(tmp_path / "export.json")
+    assert len(dx.import_labels(tmp_path / "export.json", field="category")) == 39
+
+
 def test_label_studio_json_min_and_url_prefix(emb, result, tmp_path):
     folder = dx.export_labeling(result, tmp_path / "b", predictions="Trouser", url_prefix="https://data.example/fm")
     tasks = json.loads((folder / "tasks.json").read_text())
-    assert tasks[0]["data"]["image"] == f"https://data.example/fm/{result.ids[0]}.png"
+    assert tasks[0]["data"]["image"] == f"https://data.example/fm/images/{result.ids[0]}.png"
     minimal = [{"id": i + 1, "image": t["data"]["image"], "dx_id": t["data"]["dx_id"], "label": "Trouser",
                 "annotator": "a@example.com", "annotation_id": i, "created_at": "2026-11-23T10:00:00Z"}
                for i, t in enumerate(tasks)]
@@ -106,11 +120,13 @@ def test_coco_round_trip_and_matching_by_file_name(emb, result, tmp_path):
     doc = json.loads((folder / "annotations.json").read_text())
     assert len(doc["images"]) == 40 and doc["images"][0]["width"] == 28 and doc["images"][0]["height"] == 28
     assert {c["name"] for c in doc["categories"]} == set(emb.table["label"])
-    # an annotator corrects the predictions to the truth
+    assert all("score" in a for a in doc["annotations"])  # pre-annotations are predictions, with scores
+    assert len(dx.import_labels(folder / "annotations.json")) == 0  # so an unlabelled batch brings back nothing
+    # the annotators' tool writes their labels: plain annotations, no score
     cat = {c["name"]: c["id"] for c in doc["categories"]}
     truth = truth_of(emb)
-    for ann in doc["annotations"]:
-        ann["category_id"] = cat[truth[doc["images"][ann["image_id"] - 1]["dx_id"]]]
+    doc["annotations"] = [{"id": i + 1, "image_id": img["id"], "category_id": cat[truth[img["dx_id"]]], "bbox": [],
+                           "area": 0, "iscrowd": 0} for i, img in enumerate(doc["images"])]
     (folder / "annotations.json").write_text(json.dumps(doc))
     labels = dx.import_labels(folder / "annotations.json")
     assert labels["id"].tolist() == list(result.ids)
@@ -127,7 +143,7 @@ def test_csv_manifest_round_trip(emb, result, tmp_path):
     folder = dx.export_labeling(result, tmp_path / "csv", format="csv")
     manifest = pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
     assert manifest["id"].tolist() == list(result.ids) and (manifest["label"] == "").all()
-    assert all((folder / "images" / f).is_file() for f in manifest["file_name"])
+    assert all((folder / f).is_file() for f in manifest["file_name"])
     truth = truth_of(emb)
     manifest.loc[:9, "label"] = [truth[i] for i in manifest["id"][:10]]
     manifest.loc[:9, "annotator"] = "lab-1"
@@ -142,8 +158,8 @@ def test_image_files_on_disk_are_referenced_not_copied(photo_folder, tmp_path):
     folder = dx.export_labeling(samples, tmp_path / "batch", format="label-studio", classes=["animal", "thing"])
     assert not (folder / "images").exists()
     tasks = json.loads((folder / "tasks.json").read_text())
-    assert tasks[0]["data"]["image"] == "/data/local-files/?d=animals/chelsea.jpg"
-    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={photo_folder}" in (folder / "instructions.md").read_text()
+    assert tasks[0]["data"]["image"] == "/data/local-files/?d=photos/animals/chelsea.jpg"
+    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={photo_folder.parent}\n" in (folder / "instructions.md").read_text()
     assert "predictions" not in tasks[0]
 
 
@@ -165,9 +181,18 @@ def test_exports_are_atomic_and_never_overwrite_by_accident(result, tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.jpg").write_bytes(b"...")
-    with pytest.raises(DataexploreError, match="not a folder dataexplore wrote"):
+    (tmp_path / "mine" / "manifest.csv").write_text("id,filepath\n")  # even one that looks like a batch
+    with pytest.raises(DataexploreError, match="not a labeling batch dataexplore wrote"):
         dx.export_labeling(result, tmp_path / "mine", overwrite=True)  # a user's folder is never replaced
     assert (tmp_path / "mine" / "precious.jpg").is_file()
+
+
+def test_re_exporting_a_batch_over_itself_keeps_the_images_it_points_to(emb, tmp_path):
+    folder = dx.export_labeling(emb.subset(np.arange(5)), tmp_path / "b", format="csv")
+    again = dx.embed(folder / "images", progress=False)  # a user embeds the batch's own image files
+    dx.export_labeling(again, folder, format="label-studio", classes=["x"], overwrite=True)
+    tasks = json.loads((folder / "tasks.json").read_text())
+    assert len(tasks) == 5 and all((folder / t["data"]["image"].split("?d=")[1]).is_file() for t in tasks)
 
 
 def test_ids_that_are_not_file_names_become_safe_image_names(tmp_path):
@@ -198,6 +223,8 @@ def test_bad_batches_and_labels_get_one_clear_error(emb, result, tmp_path):
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(SourceError, match="neither CSV nor valid JSON"):
         dx.import_labels(tmp_path / "junk.json")
+    twice = pd.DataFrame({"id": [emb.ids[1], emb.ids[1]], "label": ["Bag", "Coat"]})
+    assert dx.apply_labels(emb, twice).table["human_label"].iloc[1] == "Coat"  # the later label of an id wins
     labels = pd.DataFrame({"id": ["not-a-sample"], "label": ["Bag"]})
     with pytest.raises(DataexploreError, match="not among the samples.*not-a-sample"):
         dx.apply_labels(emb, labels)

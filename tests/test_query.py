@@ -145,6 +145,19 @@ def test_bad_queries_and_pools_get_one_clear_error(cache):
         dx.Query.from_text("  ")
 
 
+def test_pool_metadata_never_clashes_with_result_columns(cache):
+    emb = dx.embed("fashion-mnist:test:200", progress=False, cache_dir=cache)
+    table = emb.samples.table.assign(score=1.0, rank="x")
+    pool = dx.Embeddings(ids=emb.ids, vectors=emb.vectors, rows=emb.rows, model=emb.model,
+                         samples=dx.Samples(table, images=emb.samples.images))
+    res = make_query(emb.ids[:20], emb).search(pool, top=10)
+    assert list(res.table.columns[:5]) == ["rank", "id", "score", "probability", "match"]
+    assert {"meta_score", "meta_rank"} <= set(res.table.columns) and res.table.columns.is_unique
+    with pytest.raises(DataexploreError, match="line break"):
+        make_query(["a\nb"], dx.Embeddings.from_arrays(["a\nb", "c"], np.eye(2, dtype=np.float32))).save(
+            cache / "broken.dxq")
+
+
 def test_a_saved_query_that_is_damaged_says_so(tmp_path):
     from dataexplore.errors import SourceError
 
@@ -184,3 +197,4 @@ def test_file_names_made_from_names_stay_inside_their_folder():
         name = safe_name(bad)
         assert name and "/" not in name and "\\" not in name and not name.startswith(".") and len(name) <= 100
     assert safe_name("T-shirt/top") == "T-shirt_top" and safe_name("Ankle boot") == "Ankle_boot"
+    assert len(safe_name("靴" * 90).encode()) <= 180  # file systems count bytes, not characters

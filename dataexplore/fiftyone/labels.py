@@ -110,7 +110,8 @@ def _iso(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, str):
         try:
-            _dt.datetime.fromisoformat(value.strip())
+            text = value.strip()
+            _dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)  # 3.10
         except ValueError:
             raise DataexploreError(f"annotated_at must be an ISO 8601 time such as '2026-01-05T10:00:00Z', "
                                    f"got {value!r}") from None

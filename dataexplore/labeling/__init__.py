@@ -74,7 +74,13 @@ def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-
     final = Path(folder).expanduser().resolve()
 
     def fill(tmp: Path) -> None:
+        import shutil
+
         written = batch.image_files(tmp / "images")
+        for p in written:  # images inside the folder being replaced would go with it: keep copies
+            if Path(p).is_relative_to(final):
+                (tmp / Path(p).relative_to(final)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, tmp / Path(p).relative_to(final))
         paths = [str(final / Path(p).relative_to(tmp)) if Path(p).is_relative_to(tmp) else p for p in written]
         _, root = label_studio.image_urls(paths, document_root, None)
         manifest.write(batch, tmp, paths, root)
@@ -83,10 +89,11 @@ def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-
         elif format == "coco":
             coco.write(batch, tmp, paths, [_size(p) for p in written], root)
 
-    return replace_dir(final, fill, overwrite=overwrite, marker="manifest.csv")
+    return replace_dir(final, fill, overwrite=overwrite, kind="labeling batch")
 
 
-def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column: str = "label") -> pd.DataFrame:
+def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column: str = "label",
+                  field: str = "label") -> pd.DataFrame:
     """Read labels back from a Label Studio export (JSON, JSON-MIN or CSV), a COCO file or a CSV.
 
     Parameters
@@ -98,6 +105,8 @@ def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column
         ``"auto"`` tells them apart by content.
     label_column : str
         CSV only: the column holding the labels.
+    field : str
+        Label Studio only: the ``name`` of the ``<Choices>`` control (``"label"`` in our configs).
 
     Returns
     -------
@@ -123,7 +132,7 @@ def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column
     if format == "coco" or (format == "auto" and isinstance(doc, dict) and "annotations" in doc):
         return _checked(coco.read(doc, path), path)
     if format in ("label-studio", "auto") and isinstance(doc, list):
-        return _checked(label_studio.read(doc, path), path)
+        return _checked(label_studio.read(doc, path, field), path)
     raise SourceError(f"{path} is not a {format if format != 'auto' else 'Label Studio, COCO or CSV'} labels file")
 
 
@@ -149,7 +158,8 @@ def apply_labels(data: Any, labels: pd.DataFrame, column: str = "human_label", *
     missing = [c for c in ("id", "label") if c not in labels.columns]
     if missing:
         raise DataexploreError(f"labels need columns {missing}: use dx.import_labels() to read them")
-    labels = labels.drop_duplicates("id", keep="last").set_index(labels["id"].astype(str).rename(None))
+    labels = labels.drop_duplicates("id", keep="last")
+    labels = labels.set_index(labels["id"].astype(str).rename(None))
     table = samples.table.copy()
     pos = pd.Index(table["id"]).get_indexer(labels.index)
     if (pos < 0).any():

@@ -81,9 +81,9 @@ class LabelBatch:
                 raise DataexploreError(f"no image for sample {self.ids[i]!r}: {exc}") from None
             stem = safe_name(self.ids[i])
             name, k = f"{stem}.png", 2
-            while name in taken:
+            while name.lower() in taken:  # case-insensitive file systems (macOS, Windows) too
                 name, k = f"{stem}-{k}.png", k + 1
-            taken.add(name)
+            taken.add(name.lower())
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.asarray(pixels).squeeze()).save(folder / name)
             paths.append(str((folder / name).resolve()))
@@ -123,7 +123,7 @@ def as_batch(items: Any, *, classes: Sequence[str] | None = None, predictions: A
     from ..embeddings import Embeddings
     from ..samples import Samples, load
 
-    scores = None
+    scores = None  # prediction confidences: a search result's probabilities (else scores)
     if hasattr(items, "query") and hasattr(items, "embeddings") and hasattr(items, "table"):  # SearchResult
         query = items.query
         name = name or query.name
@@ -168,7 +168,7 @@ def as_batch(items: Any, *, classes: Sequence[str] | None = None, predictions: A
     if unknown:
         raise DataexploreError(f"predictions {unknown[:5]} are not among the classes {classes}")
     if scores is None:
-        scores = table["score"] if "score" in table.columns else pd.Series(np.nan, index=table.index)
+        scores = pd.Series(np.nan, index=table.index)
     return LabelBatch(table=table, samples=samples, rows=rows, classes=classes, predictions=preds,
                       scores=pd.Series(np.asarray(scores, np.float64), index=table.index),
                       name=name or "batch", description=description)

@@ -46,16 +46,21 @@ def write(batch: LabelBatch, folder: Path, paths: list[str], sizes: list[tuple[i
 
 
 def read(doc: dict, path: Path) -> pd.DataFrame:
-    """Labels from a COCO-style JSON document (the last annotation of each image wins)."""
+    """Labels from a COCO-style JSON document (the last annotation of each image wins).
+
+    Annotations with a ``score`` are model predictions (as in COCO result files, and as this module
+    writes pre-annotations), not labels: they are skipped.
+    """
     for key in ("images", "categories", "annotations"):
         if not isinstance(doc.get(key), list):
             raise SourceError(f"{path}: not a COCO file (no '{key}' list)")
     names = {c.get("id"): str(c.get("name")) for c in doc["categories"]}
     by_image = {img.get("id"): img for img in doc["images"]}
     lookup = _manifest_ids(path) if any("dx_id" not in img for img in doc["images"]) else {}
-    when = (doc.get("info") or {}).get("date_created")
     rows = {}
     for ann in doc["annotations"]:
+        if "score" in ann:
+            continue
         img = by_image.get(ann.get("image_id"))
         if img is None:
             raise SourceError(f"{path}: annotation {ann.get('id')} points at unknown image {ann.get('image_id')}")
@@ -65,6 +70,7 @@ def read(doc: dict, path: Path) -> pd.DataFrame:
         if dx_id is None:
             raise SourceError(f"{path}: image {img.get('file_name')!r} has no dx_id and is not in manifest.csv")
         meta = {f"meta_{k}": v for k, v in (img.get("meta") or {}).items()}
+        when = ann.get("updated_at") or ann.get("created_at") or ann.get("annotated_at")
         rows[dx_id] = {"id": dx_id, "label": names[ann["category_id"]], "annotator": ann.get("annotator"),
                        "annotated_at": when, "source": "coco", "task": ann.get("id"), **meta}
     meta_cols = sorted({k for r in rows.values() for k in r if k.startswith("meta_")})

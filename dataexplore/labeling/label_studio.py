@@ -4,7 +4,8 @@ How Label Studio reaches the images (see the ``instructions.md`` each export wri
 
 - **local files** (default): start Label Studio with ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``
   and ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document root>``, add a *Local files* storage whose
-  path is inside that root, and import ``tasks.json``; each task's image is
+  path is the images' folder (Label Studio wants it strictly inside the root, so the default root is
+  that folder's parent), and import ``tasks.json``; each task's image is
   ``/data/local-files/?d=<path relative to the document root>``;
 - **URLs**: ``url_prefix="https://host/images"`` makes each image ``<prefix>/<path relative to the
   document root>``, for images served by any web server or bucket.
@@ -26,12 +27,22 @@ from .batch import LABEL_COLUMNS, LabelBatch
 FROM_NAME, TO_NAME = "label", "image"
 
 
-def image_urls(paths: list[str], document_root: str | None, url_prefix: str | None) -> tuple[list[str], str]:
-    """The URL of each image for Label Studio, and the document root they are relative to."""
+def image_folder(paths: list[str]) -> str:
+    """The deepest folder holding every image (what a Local files storage points at)."""
     import os
 
-    root = document_root or os.path.commonpath([os.path.dirname(p) for p in paths])
-    root = os.path.abspath(root)
+    return os.path.abspath(os.path.commonpath([os.path.dirname(p) for p in paths]))
+
+
+def image_urls(paths: list[str], document_root: str | None, url_prefix: str | None) -> tuple[list[str], str]:
+    """The URL of each image for Label Studio, and the document root they are relative to.
+
+    The default root is the parent of the images' folder: Label Studio refuses a storage whose path
+    equals its document root.
+    """
+    import os
+
+    root = os.path.abspath(document_root or os.path.dirname(image_folder(paths)))
     rel = []
     for p in paths:
         r = os.path.relpath(p, root)
@@ -80,18 +91,20 @@ def write(batch: LabelBatch, folder: Path, paths: list[str], *, document_root: s
     (folder / "tasks.json").write_text(json.dumps(tasks(batch, urls, f"dataexplore:{batch.name}"), indent=1,
                                                   ensure_ascii=False) + "\n", encoding="utf-8")
     (folder / "config.xml").write_text(labeling_config(batch.classes, header), encoding="utf-8")
-    (folder / "instructions.md").write_text(_instructions(batch, root, url_prefix, instructions), encoding="utf-8")
+    storage = image_folder(paths)
+    (folder / "instructions.md").write_text(_instructions(batch, root, storage, url_prefix, instructions),
+                                            encoding="utf-8")
     return {"document_root": root}
 
 
-def _instructions(batch: LabelBatch, root: str, url_prefix: str | None, extra: str) -> str:
+def _instructions(batch: LabelBatch, root: str, storage: str, url_prefix: str | None, extra: str) -> str:
     n_pred = int(batch.predictions.notna().sum())
     access = (f"Images are served from `{url_prefix}`." if url_prefix else
               "Start Label Studio so it can read the local image files:\n\n"
               "```bash\nexport LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true\n"
               f"export LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root}\nlabel-studio start\n```\n\n"
               f"then in the project's *Settings > Cloud Storage* add a *Local files* source storage with the absolute "
-              f"path `{root}` (or a folder inside it) and leave *Sync* off: the tasks already point at the files.")
+              f"path `{storage}` and leave *Sync* off: the tasks already point at the files.")
     return "\n".join([
         f"# Labeling batch: {batch.name}", "",
         batch.description and f"Images like: **{batch.description}**.",
@@ -109,16 +122,21 @@ def _instructions(batch: LabelBatch, root: str, url_prefix: str | None, extra: s
     ])
 
 
-def read(records: list, path: Path) -> pd.DataFrame:
-    """Labels from Label Studio's JSON export (full tasks with ``annotations``) or its JSON-MIN export."""
-    rows = []
+def read(records: list, path: Path, field: str = FROM_NAME) -> pd.DataFrame:
+    """Labels from Label Studio's JSON export (full tasks with ``annotations``) or its JSON-MIN export.
+
+    ``field`` is the ``name`` of the ``<Choices>`` control holding the class (``"label"`` in the
+    configs dataexplore writes); an export whose answers are all under other names is an error
+    that lists them.
+    """
+    rows, seen = [], set()
     for task in records:
         if not isinstance(task, dict):
             raise SourceError(f"{path}: expected a list of Label Studio tasks")
         if "annotations" in task:
-            row = _from_full(task)
+            row = _from_full(task, field, seen)
         else:  # JSON-MIN: the task's data and the answers flattened into one object
-            label = task.get(FROM_NAME)
+            label = task.get(field)
             label = label.get("choices", [None])[0] if isinstance(label, dict) else label
             row = {"id": task.get("dx_id"), "label": label, "annotator": _who(task.get("annotator")),
                    "annotated_at": task.get("updated_at") or task.get("created_at"), "task": task.get("id"),
@@ -127,20 +145,25 @@ def read(records: list, path: Path) -> pd.DataFrame:
             if row["id"] is None:
                 raise SourceError(f"{path}: a task has no dx_id in its data; were these tasks made by dataexplore?")
             rows.append(row)
+    if not rows and seen - {field}:
+        raise SourceError(f"{path}: no answers under the field {field!r}; the export has {sorted(seen)}: "
+                          "pass field= with the name of your <Choices> control")
     meta = sorted({k for r in rows for k in r if k.startswith("meta_")})
     frame = pd.DataFrame(rows, columns=[c for c in LABEL_COLUMNS if c != "source"] + meta)
     frame.insert(4, "source", "label-studio")
     return frame
 
 
-def _from_full(task: dict) -> dict | None:
+def _from_full(task: dict, field: str, seen: set) -> dict | None:
     data = task.get("data") or {}
     done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
     done.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
     for ann in reversed(done):  # the latest annotation that answers the question
         for res in ann.get("result") or []:
             choices = (res.get("value") or {}).get("choices")
-            if res.get("from_name") == FROM_NAME and choices:
+            if choices:
+                seen.add(res.get("from_name"))
+            if res.get("from_name") == field and choices:
                 return {"id": data.get("dx_id"), "label": str(choices[0]), "annotator": _who(ann.get("completed_by")),
                         "annotated_at": ann.get("updated_at") or ann.get("created_at"), "task": task.get("id"),
                         **{k: v for k, v in data.items() if k.startswith("meta_")}}

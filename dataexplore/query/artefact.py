@@ -168,6 +168,9 @@ class Query:
         """
         from ..io import replace_dir
 
+        broken = next((i for i in self.ids if str(i).splitlines() not in ([str(i)], [])), None)
+        if broken is not None:
+            raise DataexploreError(f"sample id {broken!r} contains a line break: it cannot be saved in ids.txt")
         arrays = {"vectors": self.vectors, "centroid": self.centroid, "coef": self.probe.get("coef"),
                   "text_vector": self.text_vector}
 
@@ -177,7 +180,7 @@ class Query:
             (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
             np.savez(tmp / "arrays.npz", **{k: np.asarray(v, np.float32) for k, v in arrays.items() if v is not None})
 
-        return replace_dir(path, fill, overwrite=overwrite, marker="query.json")
+        return replace_dir(path, fill, overwrite=overwrite, kind="query")
 
 
 def load_query(path: str | os.PathLike) -> Query:

@@ -14,6 +14,9 @@ from ..embeddings import Embeddings
 from ..errors import DataexploreError
 
 
+RESULT_COLUMNS = ("rank", "id", "score", "probability", "match")
+
+
 @dataclass(eq=False)
 class SearchResult:
     """The top candidates of a pool for a query, best first.
@@ -24,7 +27,8 @@ class SearchResult:
     table : pandas.DataFrame
         ``rank``, ``id``, ``score``, ``probability`` (estimated chance of being "such an image";
         probe queries only, else NaN), ``match`` (score at or above the query's threshold), then
-        the pool's metadata columns (``label``, ``filepath``, ...).
+        the pool's metadata columns (``label``, ``filepath``, ...; one named like a result column
+        is renamed ``meta_<name>``).
     embeddings : Embeddings
         The candidates' embeddings, with their samples (images, metadata), in rank order.
     pool_size : int
@@ -126,6 +130,7 @@ def search(query: Any, pool: Any, top: int | None = 100, *, exclude_selected: bo
         order = order[:top]
     chosen = pos[order]
     meta = emb.table.iloc[chosen].reset_index(drop=True).drop(columns=["id"], errors="ignore")
+    meta = meta.rename(columns={c: f"meta_{c}" for c in RESULT_COLUMNS if c in meta.columns})  # no clashes
     table = pd.concat([pd.DataFrame({"rank": np.arange(1, len(chosen) + 1), "id": emb.ids[chosen],
                                      "score": scores[order], "probability": prob[order], "match": match[order]}),
                        meta], axis=1)
@@ -141,8 +146,10 @@ def _pool_embeddings(query: Any, pool: Any, *, progress: bool, **embed_kwargs) -
 
         name = query.model.get("name")
         if not name:
-            raise DataexploreError("this query does not name its model, so the pool cannot be embedded for it: "
-                                   "pass the pool's Embeddings")
+            field = query.model.get("field")
+            hint = (f"dx.fiftyone.embed(pool, model=None, field={field!r})" if field else "the pool's Embeddings")
+            raise DataexploreError("this query's vectors came from elsewhere, so dataexplore cannot embed a pool "
+                                   f"for it: pass {hint}")
         emb = as_analysed(pool, name, pretrained=query.model.get("pretrained"), progress=progress, **embed_kwargs)
     check_model(query, emb)
     return emb

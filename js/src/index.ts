@@ -4,7 +4,12 @@
 // uint32 selected rows). The browser sends selection *shapes* (a lasso polygon or box in map
 // coordinates, a clicked row, a legend class); the kernel computes the exact rows and sends them
 // back, so what is highlighted is exactly what Python holds and a lasso never blocks the page.
+//
+// A map with more points than the kernel's `max_points` arrives as a sample (with each point's row
+// id) over a density layer of all points; after a pan or zoom the browser asks for the points of the
+// view and the answer replaces the sample. Selections then arrive as a bitset over all rows.
 
+import type { Rect } from "./density";
 import { ExportMenu } from "./exporter";
 import { GridIndex } from "./grid";
 import { markGroup, renderGroups } from "./groups";
@@ -41,6 +46,12 @@ function imageUrl(buf: ArrayBuffer, mime: string): string {
   return URL.createObjectURL(new Blob([buf], { type: mime }));
 }
 
+function toBase64(data: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < data.length; i += 0x8000) text += String.fromCharCode(...data.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
 function niceStep(x: number): number {
   const p = Math.pow(10, Math.floor(Math.log10(x)));
   const m = x / p;
@@ -48,6 +59,8 @@ function niceStep(x: number): number {
 }
 
 function render({ model, el: root }: { model: Model; el: HTMLElement }) {
+  const started = performance.now();
+  const client = Math.random().toString(36).slice(2, 10); // this view's id: views of one widget share messages
   const box = el("div", "dx-explorer", root);
   box.tabIndex = 0;
   const bar = el("div", "dx-toolbar", box);
@@ -78,9 +91,19 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   let selected = new Uint8Array(0);
   let nSelected = 0;
   let op: Op = "replace";
-  let pending: { xy: Float32Array; codes: Uint16Array; total: number } | null = null;
+  let pending: { xy: Float32Array; codes: Uint16Array; rows: Uint32Array | null; total: number; seq: number } | null = null;
   let selChunks: { rows: Uint32Array; total: number; got: number } | null = null;
-  let focus = -1;
+  let focus: [number, number] | null = null;
+  // a map drawn as a sample: all rows, the rows held, the view they answer, the selection as bits
+  let lod: { n: number; bounds: Rect; budget: number } | null = null;
+  let shownRows: Uint32Array | null = null;
+  let shown = { seq: -1, rect: null as Rect | null, complete: false, inside: 0 };
+  let viewSeq = 0, inFlight = -1, dirty = false, viewTimer = 0;
+  let viewDensity: { seq: number; counts: Uint32Array; size: number; rect: Rect } | null = null;
+  let selBits: Uint8Array | null = null;
+  let bitChunks: Uint8Array | null = null;
+  let firstFrameMs = -1;
+  const rowOf = (i: number) => (shownRows ? shownRows[i] : i);
   const tipCache = new Map<number, { url: string | null; lines: [string, string][] }>();
   let hoverRow = -1;
   let hoverTimer = 0;
@@ -107,7 +130,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   }
   el("span", "dx-sep", bar);
   const reset = el("button", "dx-btn", bar, "Reset view");
-  reset.onclick = () => { scatter.resetView(); drawOverlay(); };
+  reset.onclick = () => { scatter.resetView(); drawOverlay(); scheduleView(); };
   const clear = el("button", "dx-btn", bar, "Clear");
   clear.title = "Clear the selection (Esc)";
   clear.onclick = () => model.send({ type: "select", shape: "clear", op: "replace" });
@@ -166,8 +189,10 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   }
 
   function renderStatus() {
-    status.textContent = `${scatter.n.toLocaleString()} point${scatter.n === 1 ? "" : "s"}` +
-      (nSelected ? ` · ${nSelected.toLocaleString()} selected` : "");
+    const drawn = !lod ? `${scatter.n.toLocaleString()} point${scatter.n === 1 ? "" : "s"}`
+      : `${lod.n.toLocaleString()} points · ` + (shown.complete
+        ? `all ${scatter.n.toLocaleString()} in view drawn` : `drawing ${scatter.n.toLocaleString()} · zoom in for detail`);
+    status.textContent = drawn + (nSelected ? ` · ${nSelected.toLocaleString()} selected` : "");
   }
 
   function opFor(ev: MouseEvent | KeyboardEvent): Op {
@@ -194,8 +219,8 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
       ctx.lineWidth = 1.5;
       ctx.stroke();
     }
-    if (focus >= 0 && focus < scatter.n) {
-      const [fx, fy] = scatter.toPixel(scatter.xy[2 * focus], scatter.xy[2 * focus + 1]);
+    if (focus) {
+      const [fx, fy] = scatter.toPixel(focus[0], focus[1]);
       ctx.beginPath();
       ctx.arc(fx, fy, 9, 0, 2 * Math.PI);
       ctx.strokeStyle = "#d62728";
@@ -239,6 +264,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     if (drag.mode === "pan") {
       scatter.pan(p[0] - drag.last[0], p[1] - drag.last[1]);
       drawOverlay();
+      scheduleView();
     } else if (drag.mode === "box") {
       const [x0, y0] = drag.start;
       path = [[x0, y0], [p[0], y0], [p[0], p[1]], [x0, p[1]]];
@@ -261,8 +287,8 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
       const p = relative(ev);
       const [x, y] = scatter.toData(p[0], p[1]);
       const radius = Math.abs(scatter.toData(10, 0)[0] - scatter.toData(0, 0)[0]);
-      const row = grid ? grid.nearest(x, y, radius) : -1;
-      if (row >= 0) model.send({ type: "select", shape: "point", row, op: d.op });
+      const i = grid ? grid.nearest(x, y, radius) : -1;
+      if (i >= 0) model.send({ type: "select", shape: "point", row: rowOf(i), op: d.op });
       else if (d.op === "replace" && d.mode !== "pan") model.send({ type: "select", shape: "clear", op: "replace" });
       return;
     }
@@ -278,8 +304,9 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     const p = relative(ev);
     const [x, y] = scatter.toData(p[0], p[1]);
     const radius = Math.abs(scatter.toData(8, 0)[0] - scatter.toData(0, 0)[0]);
-    const row = grid.nearest(x, y, radius);
-    if (row < 0) { hideTooltip(); return; }
+    const i = grid.nearest(x, y, radius);
+    if (i < 0) { hideTooltip(); return; }
+    const row = rowOf(i); // the point's row in the kernel
     if (row !== hoverRow) {
       hoverRow = row;
       window.clearTimeout(hoverTimer);
@@ -296,6 +323,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     scatter.zoomAt(p[0], p[1], Math.exp(-ev.deltaY * 0.0015));
     hideTooltip();
     drawOverlay();
+    scheduleView();
   }, { passive: false });
   box.addEventListener("keydown", (ev) => {
     if (ev.key === "Escape") model.send({ type: "select", shape: "clear", op: "replace" });
@@ -354,7 +382,8 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
       } else {
         el("div", "dx-cell-text", cell, msg.titles[i]); // no image for this sample: its id
       }
-      cell.onclick = () => { focus = row; drawOverlay(); };
+      const at = msg.xy?.[i];
+      cell.onclick = () => { focus = at ? [at[0], at[1]] : null; drawOverlay(); };
     });
     const nav = el("div", "dx-nav", panel);
     const prev = el("button", "dx-btn", nav, "‹ Prev");

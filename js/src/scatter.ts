@@ -1,5 +1,8 @@
 // WebGL2 point renderer with a pan/zoom camera. Draws unselected points first (dimmed when a
-// selection exists), then selected points on top; never hides a point.
+// selection exists), then selected points on top; never hides a point. Density layers (maps drawn
+// as a sample) go under the points.
+
+import { DensityLayers, Rect } from "./density";
 
 const VS = `#version 300 es
 in vec2 a_pos;
@@ -58,9 +61,12 @@ export class Scatter {
   private ncolors = 1;
   n = 0;
   xy: Float32Array<ArrayBufferLike> = new Float32Array(0);
-  bounds: [number, number, number, number] = [-1, -1, 1, 1];
+  bounds: Rect = [-1, -1, 1, 1]; // what the camera frames: the points, or the whole map of a sample
+  pointBounds: Rect = [-1, -1, 1, 1]; // the points held
   view: View = { cx: 0, cy: 0, zoom: 1 };
   anySelected = false;
+  readonly density: DensityLayers;
+  onRendered: (() => void) | null = null;
   private frame = 0;
 
   constructor(readonly canvas: HTMLCanvasElement) {
@@ -89,10 +95,13 @@ export class Scatter {
     attr(this.selBuf, "a_sel", 1, gl.UNSIGNED_BYTE, false);
     gl.bindVertexArray(null);
     this.palette = gl.createTexture()!;
+    this.density = new DensityLayers(gl);
     this.setPalette([[78, 121, 167]]);
   }
 
-  setPoints(xy: Float32Array<ArrayBufferLike>, n: number): void {
+  /** Hold `n` points. `frame`: the extent the camera fits (default: the points' own); `keepView`:
+   *  leave the camera where it is (a sample replaced by a finer one). */
+  setPoints(xy: Float32Array<ArrayBufferLike>, n: number, frame?: Rect, keepView = false): void {
     const gl = this.gl;
     this.xy = xy;
     this.n = n;
@@ -106,9 +115,17 @@ export class Scatter {
     if (!(n > 0)) { x0 = -1; y0 = -1; x1 = 1; y1 = 1; }
     if (x1 - x0 < 1e-9) { x0 -= 0.5; x1 += 0.5; }
     if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
-    this.bounds = [x0, y0, x1, y1];
+    this.pointBounds = [x0, y0, x1, y1];
+    if (frame) {
+      let [fx0, fy0, fx1, fy1] = frame;
+      if (fx1 - fx0 < 1e-9) { fx0 -= 0.5; fx1 += 0.5; }
+      if (fy1 - fy0 < 1e-9) { fy0 -= 0.5; fy1 += 0.5; }
+      this.bounds = [fx0, fy0, fx1, fy1];
+    } else {
+      this.bounds = this.pointBounds;
+    }
     this.setSelected(new Uint8Array(n), false);
-    this.resetView();
+    if (keepView) this.draw(); else this.resetView();
   }
 
   setColors(codes: Uint16Array): void {
@@ -205,11 +222,12 @@ export class Scatter {
     gl.viewport(0, 0, w, h);
     gl.clearColor(1, 1, 1, 1);
     gl.clear(gl.COLOR_BUFFER_BIT);
-    if (!this.n) return;
+    const [sx, sy] = this.scale();
+    this.density.draw([this.view.cx, this.view.cy], [sx, sy]);
+    if (!this.n) { this.onRendered?.(); return; }
     gl.useProgram(this.prog);
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
-    const [sx, sy] = this.scale();
     const u = (name: string) => gl.getUniformLocation(this.prog, name);
     gl.uniform2f(u("u_center"), this.view.cx, this.view.cy);
     gl.uniform2f(u("u_scale"), sx, sy);
@@ -226,6 +244,7 @@ export class Scatter {
       gl.drawArrays(gl.POINTS, 0, this.n);
     }
     gl.bindVertexArray(null);
+    this.onRendered?.();
   }
 
   destroy(): void {
