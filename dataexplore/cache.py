@@ -4,6 +4,8 @@ Layout under the cache root (``platformdirs`` user cache by default, ``$DATAEXPL
 or ``cache_dir=`` to change it)::
 
     embeddings/<model key>.sqlite   one database per model identity: vectors and decode failures
+    embeddings/<model key>/shards/<digest>.parquet
+                                    Parquet shards written by the Ray engine (see below)
     filehashes.sqlite               (path, size, mtime, inode) -> content hash memo
     projections/<key>.npz           projection results (see :mod:`dataexplore.projection`)
 
@@ -22,6 +24,15 @@ images), so renaming or copying a file keeps its cache entry and editing it inva
 Re-reading every file on every run would be slow for large datasets, so the hash of a file is
 memoised under its path, size, modification time and inode: a file that was not touched is
 not read again.
+
+Shards (:mod:`dataexplore.ray_engine`) are the cache in a form any node and any tool can read: one
+Parquet file per deterministic chunk of a dataset, named by the hash of the chunk's content keys,
+with columns ``key`` (content hash, as above), ``vector`` (fixed-size list of float32, null where
+the image failed) and ``reason`` (the failure, else null), and the model key in the file metadata.
+Each is written atomically (temporary file + rename), so a shard file that exists is complete.
+The database remembers which shards it holds (table ``shards``); :meth:`EmbeddingCache.ingest_shards`,
+called by both engines before every lookup, loads the ones it has not seen, so shards copied from a
+cluster, or left by a run that died before its last write, are reused and never recomputed.
 """
 
 from __future__ import annotations
@@ -135,11 +146,14 @@ class EmbeddingCache(_Database):
             WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY) WITHOUT ROWID;
     """
 
     def __init__(self, root: Path, model_key: str, identity: dict | None = None):
         super().__init__(Path(root) / "embeddings" / f"{model_key}.sqlite")
         self.identity = identity or {}
+        self.model_key = model_key
+        self.shard_dir = shard_dir(root, model_key)
 
     def lookup(self, keys: list[str], dim: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Cached vectors and cached failures for ``keys``; damaged rows are dropped and deleted."""
@@ -167,8 +181,13 @@ class EmbeddingCache(_Database):
             self.run(lambda c: c.executemany("DELETE FROM vectors WHERE key = ?", [(k,) for k in bad]))
         return found, failed
 
-    def store(self, keys: list[str], vectors: np.ndarray, failures: dict[str, str] | None = None) -> None:
-        """Write one batch of vectors (and failures) in a single transaction."""
+    def store(self, keys: list[str], vectors: np.ndarray, failures: dict[str, str] | None = None,
+              shard: str | None = None) -> None:
+        """Write one batch of vectors (and failures) in a single transaction.
+
+        ``shard`` names the shard file these rows come from, recorded in the same transaction so
+        :meth:`ingest_shards` does not load it again.
+        """
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
         rows = []
         for key, vec in zip(keys, vectors):
@@ -184,6 +203,8 @@ class EmbeddingCache(_Database):
                 conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
                 if failures:
                     conn.executemany("INSERT OR REPLACE INTO failures VALUES (?, ?)", list(failures.items()))
+                if shard is not None:
+                    conn.execute("INSERT OR IGNORE INTO shards VALUES (?)", (shard,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -193,6 +214,151 @@ class EmbeddingCache(_Database):
 
     def __len__(self) -> int:
         return self.run(lambda c: c.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
+    def ingest_shards(self, dim: int) -> int:
+        """Load every shard file of this model that the database does not hold yet; return how many.
+
+        A shard that cannot be read, or that belongs to another model or dimension, is moved aside
+        as ``*.corrupt-<time>`` (its rows will be recomputed) and a warning is logged.
+        """
+        try:
+            names = sorted(e.name for e in os.scandir(self.shard_dir)
+                           if e.name.endswith(".parquet") and not e.name.startswith("."))
+        except FileNotFoundError:
+            return 0
+        if not names:
+            return 0
+        known = set(self.run(lambda c: [r[0] for r in c.execute("SELECT name FROM shards")]))
+        loaded = 0
+        for name in names:
+            if name in known:
+                continue
+            path = self.shard_dir / name
+            try:
+                keys, vectors, reasons = read_shard(path, self.model_key, dim)
+            except FileNotFoundError:  # another process moved it aside meanwhile
+                continue
+            except ShardError as exc:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                log.warning("shard %s is unusable (%s); moved aside, its images will be recomputed", path, exc)
+                try:
+                    os.replace(path, f"{path}.corrupt-{stamp}")
+                except OSError:
+                    pass
+                continue
+            ok = np.array([r is None for r in reasons], dtype=bool)
+            self.store([k for k, g in zip(keys, ok) if g], vectors[ok],
+                       {k: r for k, r in zip(keys, reasons) if r is not None}, shard=name)
+            loaded += 1
+        return loaded
+
+
+SHARD_FORMAT = "1"
+
+
+class ShardError(ValueError):
+    """A shard file that cannot be used (unreadable, another model, wrong dimension)."""
+
+
+def shard_dir(root: str | os.PathLike, model_key: str) -> Path:
+    """Folder of one model's Parquet shards: ``<root>/embeddings/<model key>/shards``."""
+    return Path(root) / "embeddings" / model_key / "shards"
+
+
+def shard_name(keys: list[str | None]) -> str:
+    """File name of the shard holding these rows: a hash of their content keys, in order.
+
+    The same images in the same order give the same name, so a rerun finds the shard it wrote
+    before; ``None`` (an unreadable file) counts as a key, so such rows change the name too.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for key in keys:
+        h.update((key or "-").encode() + b"\n")
+    return f"{h.hexdigest()}.parquet"
+
+
+def write_shard(path: str | os.PathLike, keys: list[str], vectors: np.ndarray, reasons: list[str | None],
+                model_key: str, identity: dict | None = None) -> Path:
+    """Write one shard atomically: ``key``, ``vector`` (null where ``reasons`` has one), ``reason``.
+
+    Parameters
+    ----------
+    path : path
+        Target file, normally ``shard_dir(root, model_key) / shard_name(keys_of_the_chunk)``.
+    keys : list of str
+        Content keys, unique.
+    vectors : numpy.ndarray
+        ``len(keys)×D`` float32; rows with a reason are ignored.
+    reasons : list of (str or None)
+        The failure of each key, ``None`` where it has a vector.
+    model_key, identity
+        Stored in the file metadata and checked when the shard is read.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.parquet"
+    >>> _ = write_shard(p, ["a", "b"], np.eye(2, dtype=np.float32), [None, "not an image"], "m1")
+    >>> keys, vecs, reasons = read_shard(p, "m1", 2)
+    >>> keys, reasons, vecs[0].tolist()
+    (['a', 'b'], [None, 'not an image'], [1.0, 0.0])
+    """
+    import pyarrow as pa
+
+    from .io import write_parquet_atomic
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    failed = np.array([r is not None for r in reasons], dtype=bool)
+    values = pa.array(np.where(failed[:, None], 0, vectors).reshape(-1), pa.float32())
+    table = pa.table({
+        "key": pa.array(list(keys), pa.string()),
+        "vector": pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(failed)),
+        "reason": pa.array(list(reasons), pa.string()),
+    })
+    meta = {"dataexplore.shard_format": SHARD_FORMAT, "dataexplore.model_key": model_key,
+            "dataexplore.identity": json.dumps(identity or {}, sort_keys=True)}
+    return write_parquet_atomic(table, path, meta)
+
+
+def read_shard(path: str | os.PathLike, model_key: str, dim: int) -> tuple[list[str], np.ndarray, list[str | None]]:
+    """Read a shard written by :func:`write_shard`: keys, ``N×dim`` vectors (zeros where failed), reasons.
+
+    Raises
+    ------
+    ShardError
+        Unreadable file, another model's shard, another dimension, or non-finite vectors.
+    FileNotFoundError
+        The file does not exist.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    try:
+        table = pq.read_table(path, columns=["key", "vector", "reason"])
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise ShardError(f"not a readable shard ({exc})") from None
+    meta = table.schema.metadata or {}
+    found = meta.get(b"dataexplore.model_key", b"").decode()
+    if found != model_key:
+        raise ShardError(f"shard of model {found or '?'}, expected {model_key}")
+    col = table.column("vector").combine_chunks()
+    if not pa.types.is_fixed_size_list(col.type) or col.type.list_size != dim:
+        raise ShardError(f"vectors of type {col.type}, expected {dim} float32 values")
+    keys = table.column("key").to_pylist()
+    reasons = table.column("reason").to_pylist()
+    valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if any(k is None for k in keys) or any(v != (r is None) for v, r in zip(valid, reasons)):
+        raise ShardError("rows without a key, or with both a vector and a failure")
+    vectors = np.zeros((len(keys), dim), np.float32)
+    kept = col.filter(pa.array(valid)).flatten()
+    vectors[valid] = np.asarray(kept.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+    if not np.isfinite(vectors).all():
+        raise ShardError("non-finite vectors")
+    return keys, vectors, reasons
 
 
 class FileHashes(_Database):

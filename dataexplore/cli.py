@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     e.add_argument("--failures", type=Path, default=None, help="write the failed images (id, reason) to this CSV")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="ray: a Ray Data pipeline over a cluster's GPUs, results as Parquet shards in the cache "
+                        "(pip install dataexplore[scale]; default: local)")
+    e.add_argument("--address", default=None, help="with --engine ray: the cluster (HOST:6379 from 'ray start "
+                   "--head', ray://HOST:10001, auto); default: $RAY_ADDRESS, a local 'ray start' cluster, or a new "
+                   "local Ray")
 
     pr = sub.add_parser("project", help="map embeddings to 2-D (id, x, y)")
     pr.add_argument("embeddings", type=Path, help="Parquet file from 'dataexplore embed'")
@@ -154,9 +160,12 @@ def _embed(args) -> int:
 
     if args.out.suffix.lower() not in (".parquet", ".pq"):
         raise DataexploreError(f"--out must be a .parquet file, got {args.out}")
+    if args.address is not None and args.engine != "ray":
+        raise DataexploreError("--address is only used with --engine ray")
     emb = embed(args.source, args.model, args.pretrained, device=args.device, batch_size=args.batch_size,
                 num_workers=args.workers, precision=args.precision, decode=args.decode,
-                cache=not args.no_cache, cache_dir=args.cache_dir, progress=not args.quiet)
+                cache=not args.no_cache, cache_dir=args.cache_dir, progress=not args.quiet,
+                engine=args.engine, ray_address=args.address)
     emb.save(args.out)
     if args.failures is not None:
         emb.failures.to_csv(args.failures, index=False)
@@ -202,11 +211,15 @@ def _demo(args) -> int:
     from .projection import project
 
     source = f"fashion-mnist:test:{args.n}"
-    print(f"1/2 embedding {source} with fashion-tiny (cached after the first run)", file=sys.stderr)
+    print(f"1/3 embedding {source} with fashion-tiny (cached after the first run)", file=sys.stderr)
     emb = embed(source, model="fashion-tiny")
     s = emb.stats
     print(f"    {s['computed']} computed, {s['cached']} from cache, {s['failed']} failed", file=sys.stderr)
-    print("2/2 projecting with UMAP (cached after the first run)", file=sys.stderr)
+    pool = f"fashion-mnist:train:{args.n}"
+    print(f"2/3 embedding {pool}, the pool the notebook's query searches", file=sys.stderr)
+    s = embed(pool, model="fashion-tiny").stats
+    print(f"    {s['computed']} computed, {s['cached']} from cache, {s['failed']} failed", file=sys.stderr)
+    print("3/3 projecting with UMAP (cached after the first run)", file=sys.stderr)
     proj = project(emb)
     print(f"    {len(proj.embedding_)} points, {'from cache' if proj.from_cache_ else 'computed'}", file=sys.stderr)
     notebook = quickstart_notebook()

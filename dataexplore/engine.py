@@ -112,6 +112,8 @@ def embed(
     cache_dir: str | os.PathLike | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> Embeddings:
     """Embed images with a CLIP model, reusing every vector already in the cache.
 
@@ -145,6 +147,15 @@ def embed(
         Images larger than this are reported as failures (decompression-bomb guard).
     progress : bool
         Show a progress bar (images/s) while computing.
+    engine : {"local", "ray"}
+        ``"ray"`` runs the same computation as a Ray Data pipeline across a cluster's GPUs (see
+        :mod:`dataexplore.ray_engine`, needs ``pip install dataexplore[scale]``): same ids and
+        vectors, results written as Parquet shards into the same cache. ``num_workers`` and
+        ``decode="torchvision"`` are local-engine options.
+    ray_address : str, optional
+        With ``engine="ray"``: the cluster to connect to (``"HOST:6379"``, ``"ray://HOST:10001"``,
+        ``"auto"``); default: ``$RAY_ADDRESS``, else a cluster started with ``ray start`` on this
+        machine, else a new local Ray.
 
     Returns
     -------
@@ -159,13 +170,25 @@ def embed(
     >>> emb = dx.embed("fashion-mnist:test:1000", model="fashion-tiny")  # doctest: +SKIP
     >>> emb.vectors.shape, emb.stats  # doctest: +SKIP
     ((1000, 128), {'computed': 1000, 'cached': 0, 'failed': 0})
+    >>> emb = dx.embed("fashion-mnist:test:1000", engine="ray")  # doctest: +SKIP
     """
-    import torch
-
     from .cache import EmbeddingCache, FileHashes, cache_root, content_keys
     from .models import load_model
     from .samples import load
 
+    if engine not in ("local", "ray"):
+        raise DataexploreError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if engine == "ray":
+        if num_workers is not None or decode != "pil":
+            raise DataexploreError("num_workers and decode='torchvision' are options of the local engine; "
+                                   "with engine='ray' Ray Data schedules the decoding tasks")
+        from .ray_engine import embed as embed_ray
+
+        return embed_ray(source, model, pretrained, address=ray_address, device=device, batch_size=batch_size,
+                         precision=precision, cache=cache, cache_dir=cache_dir, max_pixels=max_pixels,
+                         progress=progress)
+    if ray_address is not None:
+        raise DataexploreError("ray_address is only used with engine='ray'")
     if decode not in ("pil", "torchvision"):
         raise DataexploreError(f"decode must be 'pil' or 'torchvision', got {decode!r}")
     samples = load(source)
@@ -180,17 +203,7 @@ def embed(
     keys, key_failures = content_keys(samples, memo)
     vectors = np.full((n, dim), np.nan, dtype=np.float32)
     failures: dict[int, str] = dict(key_failures)
-    cached_rows: set[int] = set()
-    if store is not None:
-        wanted = sorted({k for k in keys if k is not None})
-        found, failed = store.lookup(wanted, dim)
-        for row, key in enumerate(keys):
-            if key in found:
-                vectors[row] = found[key]
-                cached_rows.add(row)
-            elif key in failed:
-                failures[row] = failed[key]
-                cached_rows.add(row)
+    cached_rows = from_cache(store, keys, vectors, failures)
     todo = np.array([r for r in range(n) if keys[r] is not None and r not in cached_rows], dtype=np.int64)
 
     stats = {"computed": 0, "cached": len(cached_rows), "failed": 0}
@@ -202,7 +215,31 @@ def embed(
     if store is not None:
         store.close()
         memo.close()
+    return make_result(samples, clip, vectors, failures, stats)
 
+
+def from_cache(store, keys: list[str | None], vectors: np.ndarray, failures: dict[int, str]) -> set[int]:
+    """Fill ``vectors``/``failures`` in place from the cache (and its shards); return the rows found."""
+    cached_rows: set[int] = set()
+    if store is None:
+        return cached_rows
+    dim = vectors.shape[1]
+    store.ingest_shards(dim)  # shards written by the Ray engine, here or on a cluster
+    wanted = sorted({k for k in keys if k is not None})
+    found, failed = store.lookup(wanted, dim)
+    for row, key in enumerate(keys):
+        if key in found:
+            vectors[row] = found[key]
+            cached_rows.add(row)
+        elif key in failed:
+            failures[row] = failed[key]
+            cached_rows.add(row)
+    return cached_rows
+
+
+def make_result(samples, clip, vectors: np.ndarray, failures: dict[int, str], stats: dict) -> Embeddings:
+    """The :class:`Embeddings` of a run: vectors of the rows that did not fail, failures as a table."""
+    n = len(samples)
     ok = np.array([r for r in range(n) if r not in failures], dtype=np.int64)
     ids = samples.ids
     fail_rows = sorted(failures)
@@ -213,6 +250,13 @@ def embed(
     return Embeddings(ids=ids[ok], vectors=vectors[ok], rows=ok, samples=samples,
                       model=dict(clip.identity, name=clip.name, pretrained=clip.pretrained, key=clip.key),
                       failures=failure_table, stats=stats)
+
+
+def encode(tower, pixels):
+    """One forward pass of the image tower: L2-normalised float32 features (on the tower's device)."""
+    import torch
+
+    return torch.nn.functional.normalize(tower(pixels).float(), dim=-1)
 
 
 def _run(samples, todo, keys, clip, dev, vectors, failures, store, *, batch_size, num_workers, precision,
@@ -258,8 +302,7 @@ def _run(samples, todo, keys, clip, dev, vectors, failures, store, *, batch_size
                 rows, tensors = to_model_input(batch, cfg, dev, dtype, max_pixels)
                 failed = batch.failed
                 if tensors is not None:
-                    feats = tower(tensors)
-                    feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+                    feats = encode(tower, tensors)
                     # copy into one of two reused (pinned, on CUDA) host buffers without waiting;
                     # the copy is synchronised one batch later, while the next batch computes
                     if pinned[slot] is None or len(pinned[slot]) < len(feats):

@@ -137,8 +137,8 @@ class Explorer(anywidget.AnyWidget):
         self._lod = lod
         self._grid: Any = None  # the lod.PointGrid of a big map, made when first needed
         self._overview: np.ndarray | None = None
-        self._shown = np.zeros(0, np.uint32)  # rows the browser was last sent (big maps)
-        self._shown_seq = -1
+        self._shown = np.zeros(0, np.uint32)  # rows the browser was last sent (big maps), for which view
+        self._shown_seq, self._shown_client = -1, ""
         self.tooltip_fields = [c for c in ["label", *tooltip] if c in self.table.columns and c != "id"]
         self.provenance = dict(provenance or {})
         self._saved: dict[str, Selection] = {}
@@ -237,7 +237,8 @@ class Explorer(anywidget.AnyWidget):
         if not self._lod:
             self.send({"type": "colors"}, buffers=[self._codes.tobytes()])
         elif self._shown_seq >= 0:  # the browser holds a sample: its colours, for the set it holds
-            self.send({"type": "colors", "seq": self._shown_seq}, buffers=[self._codes[self._shown].tobytes()])
+            self.send({"type": "colors", "seq": self._shown_seq, "client": self._shown_client},
+                      buffers=[self._codes[self._shown].tobytes()])
 
     def select(self, ids: Sequence[str] | Selection | None) -> Selection:
         """Select samples by id (or restore a saved :class:`Selection`); the view shows it."""
@@ -436,7 +437,7 @@ class Explorer(anywidget.AnyWidget):
             kind = content.get("type")
             if kind == "ready":
                 if self._lod:
-                    self._send_overview()
+                    self._send_overview(_client(content.get("client")))
                 else:
                     self._send_points()
                 if self._groups_msg is not None:
@@ -577,16 +578,16 @@ class Explorer(anywidget.AnyWidget):
             self._grid = PointGrid(self.xy)
         return self._grid
 
-    def _send_overview(self) -> None:
-        """The map's extent, the density of all points and the overview sample."""
+    def _send_overview(self, client: str) -> None:
+        """The map's extent, the density of all points and the overview sample (to view ``client``)."""
         from .lod import first_by_rank
 
         grid = self._index()
         if self._overview is None:
             self._overview = first_by_rank(np.arange(len(self.xy), dtype=np.uint32), self.lod_points)
         self.send({"type": "lod", "total": len(self.xy), "bounds": list(grid.bounds), "budget": self.lod_points,
-                   "size": grid.size}, buffers=[grid.counts.tobytes()])
-        self._send_sample(self._overview, seq=0, rect=None, inside=len(self.xy))
+                   "size": grid.size, "client": client}, buffers=[grid.counts.tobytes()])
+        self._send_sample(self._overview, seq=0, rect=None, inside=len(self.xy), client=client)
 
     def _send_view(self, content: dict) -> None:
         """Answer the browser's view: up to ``lod_points`` points inside ``rect``, all when they fit,
@@ -595,7 +596,7 @@ class Explorer(anywidget.AnyWidget):
 
         if not self._lod:
             raise ValueError("views are asked for only on maps drawn as a sample")
-        seq, rect = content.get("seq"), content.get("rect")
+        seq, rect, client = content.get("seq"), content.get("rect"), _client(content.get("client"))
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise ValueError(f"bad view number {seq!r}")
         if rect is not None:
@@ -605,26 +606,26 @@ class Explorer(anywidget.AnyWidget):
         if rect is None or (rect[0] <= bx0 and rect[1] <= by0 and rect[2] >= bx1 and rect[3] >= by1):
             if self._overview is None:
                 self._overview = first_by_rank(np.arange(len(self.xy), dtype=np.uint32), self.lod_points)
-            self._send_sample(self._overview, seq=seq, rect=rect, inside=len(self.xy))
+            self._send_sample(self._overview, seq=seq, rect=rect, inside=len(self.xy), client=client)
             return
         inside = grid.box(*rect)
         if len(inside) <= self.lod_points:
-            self._send_sample(inside, seq=seq, rect=rect, inside=len(inside))
+            self._send_sample(inside, seq=seq, rect=rect, inside=len(inside), client=client)
             return
         # a sample again: send the density of the view so what it misses still shows
         cx0, cy0, cx1, cy1 = max(rect[0], bx0), max(rect[1], by0), min(rect[2], bx1), min(rect[3], by1)
         if (cx1 - cx0) * (cy1 - cy0) < 0.25 * (bx1 - bx0) * (by1 - by0):
             counts = grid.density(cx0, cy0, cx1, cy1, size=VIEW_DENSITY, rows=inside)
-            self.send({"type": "density", "seq": seq, "rect": [cx0, cy0, cx1, cy1], "size": VIEW_DENSITY},
-                      buffers=[counts.tobytes()])
-        self._send_sample(first_by_rank(inside, self.lod_points), seq=seq, rect=rect, inside=len(inside))
+            self.send({"type": "density", "seq": seq, "rect": [cx0, cy0, cx1, cy1], "size": VIEW_DENSITY,
+                       "client": client}, buffers=[counts.tobytes()])
+        self._send_sample(first_by_rank(inside, self.lod_points), seq=seq, rect=rect, inside=len(inside), client=client)
 
-    def _send_sample(self, rows: np.ndarray, *, seq: int, rect: list | None, inside: int) -> None:
+    def _send_sample(self, rows: np.ndarray, *, seq: int, rect: list | None, inside: int, client: str) -> None:
         """Points ``rows`` (coordinates, colour codes, row ids) in chunks; they replace what the browser held."""
-        self._shown, self._shown_seq = rows, seq
+        self._shown, self._shown_seq, self._shown_client = rows, seq, client
         total = len(rows)
         head = {"type": "points", "lod": True, "n": len(self.xy), "seq": seq, "rect": rect, "inside": int(inside),
-                "complete": total == inside, "total": total}
+                "complete": total == inside, "total": total, "client": client}
         for start in range(0, max(total, 1), POINT_CHUNK):
             stop = min(total, start + POINT_CHUNK)
             part = rows[start:stop]
@@ -728,6 +729,15 @@ def _aligned(values: Any, ids: pd.Index) -> pd.Series:
 def _row(value: Any, n: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < n:
         raise ValueError(f"row {value!r} out of range 0..{n - 1}")
+    return value
+
+
+def _client(value: Any) -> str:
+    """The id a view of the widget gives itself (views of one widget share the kernel's messages)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("a view's client id is a short string")
     return value
 
 

@@ -202,13 +202,25 @@ def points_in_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return mask
 
 
+def unique_rows(rows: Any) -> np.ndarray:
+    """``rows`` as sorted unique uint32 (what ``np.unique`` gives), without work when they already are:
+    a lasso over millions of points comes back sorted, and hashing it again would cost seconds."""
+    a = np.asarray(rows, dtype=np.uint32)
+    if a.ndim != 1:
+        a = a.ravel()
+    if len(a) > 1 and not (a[1:] > a[:-1]).all():
+        a = np.sort(a)
+        a = a[np.r_[True, a[1:] != a[:-1]]]
+    return a
+
+
 def combine(current: np.ndarray, new: np.ndarray, op: str) -> np.ndarray:
     """Sorted unique uint32 rows after ``op`` ("replace", "add", "subtract") of ``new`` onto ``current``."""
-    new = np.unique(np.asarray(new, dtype=np.uint32))
+    new = unique_rows(new)
     if op == "replace":
         return new
     if op == "add":
-        return np.union1d(current, new).astype(np.uint32)
+        return unique_rows(np.concatenate([np.asarray(current, np.uint32), new]))
     if op == "subtract":
         return np.setdiff1d(current, new, assume_unique=True).astype(np.uint32)
     raise ValueError(f"unknown selection operation {op!r}")
@@ -217,7 +229,7 @@ def combine(current: np.ndarray, new: np.ndarray, op: str) -> np.ndarray:
 def as_selection(ids: np.ndarray, indices: Any, *, polygon=None, shape: str = "ids",
                  provenance: dict | None = None, embeddings: Any = None) -> Selection:
     """Build a :class:`Selection` from row indices into a map whose ids are ``ids``."""
-    idx = np.unique(np.asarray(indices, dtype=np.uint32))
+    idx = unique_rows(indices)
     poly = None if polygon is None else np.asarray(polygon, dtype=np.float32).reshape(-1, 2)
     if isinstance(ids, RowIds):  # ids made on first access (see Selection.__getattr__)
         sel = object.__new__(Selection)

@@ -87,3 +87,25 @@ def test_saved_embeddings_project_from_file(emb, tmp_path):
     np.testing.assert_array_equal(loaded.vectors, emb.vectors)
     frame = dx.project(path, method="pca").to_frame()
     assert list(frame.columns) == ["id", "x", "y"] and len(frame) == 1000
+
+
+@pytest.mark.slow
+def test_a_map_past_the_sample_size_is_fitted_on_a_sample_and_says_what_that_cost(emb, monkeypatch):
+    import dataexplore.projection as projection
+
+    monkeypatch.setattr(projection, "QUALITY_SAMPLE", 400)
+    proj = dx.Projection(sample=500).fit(emb)  # 1000 points: 500 fitted, 500 placed with transform
+    xy = proj.embedding_
+    assert xy.shape == (1000, 2) and np.isfinite(xy).all()
+    report = proj.sampling_
+    assert report["fitted_on"] == 500 and report["placed"] == 500
+    trust = report["trustworthiness"]
+    assert trust["n"] == 400 and 0.8 < trust["map"] <= 1 and 0.8 < trust["full_fit"] <= 1
+    assert trust["full_fit"] - trust["map"] < 0.05  # the sample costs little on this data
+    labels = emb.table.label.to_numpy()
+    assert _knn_agreement(xy, xy, labels, labels) > 0.7  # placed points land among their class
+    again = dx.Projection(sample=500).fit(emb)
+    assert again.from_cache_ and again.sampling_ == report and np.array_equal(again.embedding_, xy)
+    assert dx.Projection(sample=None).fit(emb).sampling_ is None
+    with pytest.raises(DataexploreError, match="sample must be"):
+        dx.Projection(sample=3).fit(emb)

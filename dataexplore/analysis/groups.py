@@ -158,7 +158,8 @@ class GroupResult:
         map_ids = np.asarray(getattr(on, "ids", on), dtype=object)
         rows = pd.Index(map_ids).get_indexer(pd.Index(self.ids[members]))
         provenance.update(getattr(on, "provenance", {}) or {})
-        return as_selection(map_ids, rows[rows >= 0], shape="group", provenance=provenance)
+        return as_selection(map_ids, rows[rows >= 0], shape="group", provenance=provenance,
+                            embeddings=getattr(on, "embeddings", None))
 
     def _position(self, k: int | str) -> int:
         if isinstance(k, str):

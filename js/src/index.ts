@@ -98,7 +98,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   let lod: { n: number; bounds: Rect; budget: number } | null = null;
   let shownRows: Uint32Array | null = null;
   let shown = { seq: -1, rect: null as Rect | null, complete: false, inside: 0 };
-  let viewSeq = 0, inFlight = -1, dirty = false, viewTimer = 0;
+  let viewSeq = 0, inFlight = -1, dirty = false, forced = false, viewTimer = 0, timerSet = false;
   let viewDensity: { seq: number; counts: Uint32Array; size: number; rect: Rect } | null = null;
   let selBits: Uint8Array | null = null;
   let bitChunks: Uint8Array | null = null;
@@ -395,48 +395,161 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     next.onclick = () => model.send({ type: "page", page: msg.page + 1 });
   }
 
+  // ---- a map drawn as a sample: ask for the points of the view after each pan or zoom ----------
+  function visibleRect(): Rect {
+    const w = stage.clientWidth, h = stage.clientHeight;
+    const [x0, y0] = scatter.toData(0, h), [x1, y1] = scatter.toData(w, 0);
+    return [x0, y0, x1, y1];
+  }
+  const within = (a: Rect, b: Rect) => a[0] >= b[0] && a[1] >= b[1] && a[2] <= b[2] && a[3] <= b[3];
+
+  function scheduleView() {
+    if (!lod) return;
+    window.clearTimeout(viewTimer);
+    timerSet = true;
+    viewTimer = window.setTimeout(() => { timerSet = false; requestView(); }, 200); // one request once the view settles
+  }
+
+  function requestView(force = false) {
+    if (!lod) return;
+    if (inFlight >= 0) { dirty = true; forced ||= force; return; } // one at a time; the latest view goes next
+    force ||= forced;
+    forced = false;
+    const v = visibleRect();
+    const mx = (v[2] - v[0]) / 4, my = (v[3] - v[1]) / 4; // a margin, so a small pan needs nothing new
+    const rect: Rect = [v[0] - mx, v[1] - my, v[2] + mx, v[3] + my];
+    const whole = within(lod.bounds, rect);
+    if (!force && ((whole && shown.rect === null) || (shown.complete && shown.rect && within(v, shown.rect)))) return;
+    viewSeq += 1;
+    const seq = viewSeq;
+    inFlight = seq;
+    dirty = false;
+    box.dataset.viewBusy = "true";
+    model.send({ type: "view", seq, rect: whole ? null : rect, client });
+    window.setTimeout(() => viewAnswered(seq), 60_000); // never wait forever for a lost answer
+  }
+
+  function viewAnswered(seq: number) {
+    if (seq !== inFlight) return;
+    inFlight = -1;
+    box.dataset.viewBusy = "false";
+    if (dirty) requestView();
+  }
+
+  /** The highlight of the points held, from the selection bitset over all rows. */
+  function applyBits() {
+    selected = new Uint8Array(scatter.n);
+    if (selBits && shownRows) {
+      const bits = selBits;
+      shownRows.forEach((r, i) => { selected[i] = (bits[r >> 3] >> (r & 7)) & 1; });
+    }
+    scatter.setSelected(selected, nSelected > 0);
+  }
+
+  type Points = { xy: Float32Array; codes: Uint16Array; rows: Uint32Array | null; total: number };
+  function pointsArrived(p: Points, msg: any) {
+    const first = box.dataset.ready !== "true";
+    if (lod && p.rows) {
+      shownRows = p.rows;
+      shown = { seq: msg.seq, rect: msg.rect ?? null, complete: !!msg.complete, inside: msg.inside };
+      scatter.setPoints(p.xy, p.total, lod.bounds, !first);
+      if (shown.complete && shown.rect) scatter.density.blank(shown.rect);
+      else if (viewDensity && viewDensity.seq === msg.seq) {
+        scatter.density.set(1, viewDensity.counts, viewDensity.size, viewDensity.rect);
+      }
+      else scatter.density.clear(1);
+      viewDensity = null;
+    } else {
+      shownRows = null;
+      scatter.setPoints(p.xy, p.total);
+    }
+    scatter.setColors(p.codes);
+    if (lod) applyBits(); else { selected = new Uint8Array(p.total); nSelected = 0; }
+    grid = new GridIndex(p.xy, p.total, scatter.pointBounds);
+    renderLegend();
+    renderStatus();
+    drawOverlay();
+    box.dataset.ready = "true";
+    if (lod) { box.dataset.viewSeq = String(shown.seq); viewAnswered(msg.seq); }
+  }
+
+  function selectionArrived(msg: any) {
+    nSelected = msg.total;
+    if (lod) applyBits(); else scatter.setSelected(selected, nSelected > 0);
+    focus = null;
+    drawOverlay();
+    renderStatus();
+    exporter?.setCount(nSelected);
+    box.dataset.selected = String(nSelected);
+    box.dataset.selectionSeq = String(msg.seq);
+    markGroup(groups, typeof msg.group === "number" ? msg.group : -1);
+  }
+
+  scatter.onRendered = () => {
+    if (firstFrameMs >= 0 || !scatter.n) return;
+    scatter.gl.finish(); // the first frame with points, drawn for real
+    firstFrameMs = performance.now() - started;
+    box.dataset.firstFrameMs = String(Math.round(firstFrameMs));
+  };
+
   // ---- messages from the kernel ------------------------------------------------------------------
   function onMessage(msg: any, buffers: DataView[]) {
-    if (msg.type === "points") {
-      if (msg.offset === 0) pending = { xy: new Float32Array(2 * msg.total), codes: new Uint16Array(msg.total), total: msg.total };
-      if (!pending) return;
+    const mine = msg.client === undefined || msg.client === client;
+    if (msg.type === "lod") {
+      if (!mine) return;
+      lod = { n: msg.total, bounds: msg.bounds, budget: msg.budget };
+      selBits = new Uint8Array((lod.n + 7) >> 3);
+      scatter.density.set(0, new Uint32Array(bytes(buffers[0])), msg.size, lod.bounds);
+    } else if (msg.type === "density") {
+      if (!mine || !lod) return;
+      viewDensity = { seq: msg.seq, counts: new Uint32Array(bytes(buffers[0])), size: msg.size, rect: msg.rect };
+    } else if (msg.type === "points") {
+      if (msg.lod && (!mine || !lod)) return;
+      if (msg.offset === 0) {
+        pending = { xy: new Float32Array(2 * msg.total), codes: new Uint16Array(msg.total),
+          rows: msg.lod ? new Uint32Array(msg.total) : null, total: msg.total, seq: msg.seq ?? -1 };
+      }
+      if (!pending || (msg.lod && pending.seq !== msg.seq)) return;
       if (msg.count) {
         pending.xy.set(new Float32Array(bytes(buffers[0])), 2 * msg.offset);
         pending.codes.set(new Uint16Array(bytes(buffers[1])), msg.offset);
+        if (pending.rows) pending.rows.set(new Uint32Array(bytes(buffers[2])), msg.offset);
       }
       if (msg.final) {
-        const { xy, codes, total } = pending;
+        const p = pending;
         pending = null;
-        scatter.setPoints(xy, total);
-        scatter.setColors(codes);
-        selected = new Uint8Array(total);
-        nSelected = 0;
-        grid = new GridIndex(xy, total, scatter.bounds);
-        renderLegend();
-        renderStatus();
-        drawOverlay();
-        box.dataset.ready = "true";
+        // a later view was asked for meanwhile: its answer replaces this one
+        if (msg.lod && msg.seq !== 0 && msg.seq !== inFlight) return;
+        pointsArrived(p, msg);
       }
     } else if (msg.type === "colors") {
-      scatter.setColors(new Uint16Array(bytes(buffers[0])));
+      if (lod) { // colours of the sample the kernel last sent: refetch if that is not what this view holds
+        if (mine && msg.seq === shown.seq) scatter.setColors(new Uint16Array(bytes(buffers[0])));
+        else requestView(true);
+      } else {
+        scatter.setColors(new Uint16Array(bytes(buffers[0])));
+      }
       renderLegend();
+    } else if (msg.type === "selection" && msg.format === "bits") {
+      if (msg.offset === 0) bitChunks = new Uint8Array(msg.bytes);
+      if (!bitChunks) return;
+      if (msg.count) bitChunks.set(new Uint8Array(bytes(buffers[0])), msg.offset);
+      if (msg.final) { selBits = bitChunks; bitChunks = null; selectionArrived(msg); }
     } else if (msg.type === "selection") {
       if (msg.offset === 0) selChunks = { rows: new Uint32Array(msg.total), total: msg.total, got: 0 };
       if (!selChunks) return;
       if (msg.count) { selChunks.rows.set(new Uint32Array(bytes(buffers[0])), msg.offset); selChunks.got += msg.count; }
       if (msg.final) {
-        selected = new Uint8Array(scatter.n);
-        for (const r of selChunks.rows) if (r < scatter.n) selected[r] = 1;
-        nSelected = selChunks.total;
+        if (lod) {
+          const bits = new Uint8Array((lod.n + 7) >> 3);
+          for (const r of selChunks.rows) bits[r >> 3] |= 1 << (r & 7);
+          selBits = bits;
+        } else {
+          selected = new Uint8Array(scatter.n);
+          for (const r of selChunks.rows) if (r < scatter.n) selected[r] = 1;
+        }
         selChunks = null;
-        scatter.setSelected(selected, nSelected > 0);
-        focus = -1;
-        drawOverlay();
-        renderStatus();
-        exporter?.setCount(nSelected);
-        box.dataset.selected = String(nSelected);
-        box.dataset.selectionSeq = String(msg.seq);
-        markGroup(groups, typeof msg.group === "number" ? msg.group : -1);
+        selectionArrived(msg);
       }
     } else if (msg.type === "tooltip") {
       const old = tipCache.get(msg.row);
@@ -464,7 +577,18 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
       const [px, py] = scatter.toPixel(x, y);
       return [r.left + px, r.top + py];
     },
-    dxSelected: () => { const out: number[] = []; selected.forEach((v, i) => { if (v) out.push(i); }); return out; },
+    // rows (kernel row ids) of the highlighted points among those held
+    dxSelected: () => {
+      const out: number[] = [];
+      selected.forEach((v, i) => { if (v) out.push(rowOf(i)); });
+      return out;
+    },
+    // a map drawn as a sample: what is held and why, the rows held (base64 uint32), the view's pixels
+    dxLod: () => lod && { n: lod.n, budget: lod.budget, held: scatter.n, seq: shown.seq, rect: shown.rect,
+      complete: shown.complete, inside: shown.inside, visible: visibleRect(),
+      busy: timerSet || inFlight >= 0 || pending !== null },
+    dxShownRows: () => toBase64(new Uint8Array((shownRows ?? new Uint32Array(0)).buffer)),
+    dxFirstFrameMs: () => firstFrameMs,
   });
   model.on("msg:custom", onMessage);
   const onMode = () => syncButtons();
@@ -473,9 +597,9 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   model.on("change:mode", onMode);
   model.on("change:color_info", onColor);
   model.on("change:height", onHeight);
-  const resize = new ResizeObserver(() => { scatter.draw(); drawOverlay(); });
+  const resize = new ResizeObserver(() => { scatter.draw(); drawOverlay(); scheduleView(); });
   resize.observe(stage);
-  model.send({ type: "ready" });
+  model.send({ type: "ready", client });
 
   return () => {
     model.off("msg:custom", onMessage);
@@ -484,6 +608,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     model.off("change:height", onHeight);
     window.removeEventListener("mousemove", onMove);
     window.removeEventListener("mouseup", onUp);
+    window.clearTimeout(viewTimer);
     resize.disconnect();
     panelUrls.forEach((u) => URL.revokeObjectURL(u));
     tipCache.forEach((t) => t.url && URL.revokeObjectURL(t.url));

@@ -141,7 +141,7 @@ class LocalModel {
     }
     const buffers = [new Uint32Array(shown).buffer, ...shown.map((r) => this.thumb(r) ?? new ArrayBuffer(0))];
     this.reply({ type: "panel", total, page: this.page, pages, counts, titles: shown.map((r) => this.data.ids[r]),
-      mime: "image/jpeg" }, buffers);
+      xy: shown.map((r) => [this.xy[2 * r], this.xy[2 * r + 1]]), mime: "image/jpeg" }, buffers);
   }
 
   /** The selected rows as CSV (id and the tooltip columns) or JSON. */

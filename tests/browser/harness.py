@@ -37,6 +37,8 @@ def start_lab(root: Path, extra_env: dict | None = None):
     settings = root / ".settings"
     for plugin, values in {
         "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+        # draw every cell, not only those on screen: a test reads widgets far up a long notebook
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                             "checkForUpdates": False},
     }.items():

@@ -48,12 +48,18 @@ def fashion_map(lab):
 
 
 def _island(xy, labels):
-    """The class whose convex hull holds the fewest other points, and that hull (slightly grown)."""
+    """The class whose island holds the fewest other points, and its outline (slightly grown).
+
+    The island is the class's core, the 80 % of its points nearest its median, as a user draws a
+    lasso around the dense part and leaves stray points out.
+    """
     from scipy.spatial import ConvexHull
 
     best = None
     for cls in np.unique(labels):
         pts = xy[labels == cls]
+        dist = np.linalg.norm(pts - np.median(pts, axis=0), axis=1)
+        pts = pts[dist <= np.quantile(dist, 0.8)]
         hull = pts[ConvexHull(pts).vertices]
         grown = hull + 0.04 * (hull - hull.mean(0))
         inside = points_in_polygon(xy, grown)

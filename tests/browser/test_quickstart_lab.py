@@ -23,12 +23,12 @@ def test_quickstart_runs_in_jupyterlab_and_shows_its_map(lab, page):
     # the notebook's last step selects the 20 best text matches from Python; the map shows them
     page.wait_for_function("() => document.querySelector('.dx-explorer').dataset.selected === '20'",
                            timeout=400_000)
+    widget.scroll_into_view_if_needed()  # the notebook goes on below the map
     assert "10,000 points" in widget.locator(".dx-status").inner_text()
     assert widget.locator(".dx-legend-row").count() == 10
     assert widget.locator(".dx-panel .dx-thumb").count() == 20  # their images, below the map
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     assert all("Error" not in errors.nth(i).inner_text() for i in range(errors.count()))
-    widget.scroll_into_view_if_needed()
     ARTIFACTS.mkdir(exist_ok=True)
     widget.screenshot(path=str(ARTIFACTS / "quickstart.png"))
     if os.environ.get("DATAEXPLORE_UPDATE_SCREENSHOTS"):  # refresh the README's picture
