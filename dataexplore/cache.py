@@ -51,6 +51,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 _CHUNK = 500  # keys per SQL "IN (...)" query, below SQLite's variable limit
+_KEY_BLOCK = 4096  # files hashed per block of thread-pool work
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -443,12 +444,14 @@ def content_keys(samples, memo: FileHashes | None = None, threads: int = 8) -> t
         return row, h, None, (path, st.st_size, st.st_mtime_ns, st.st_ino, h) if st else None
 
     with ThreadPoolExecutor(max_workers=threads) as pool:  # hashlib and file reads release the GIL
-        for row, key, reason, memo_row in pool.map(one, range(n), chunksize=64):
-            keys[row] = key
-            if reason is not None:
-                failures[row] = reason
-            if memo_row is not None:
-                fresh.append(memo_row)
+        # a block at a time: Executor.map makes every future up front, about 2 KB per file
+        for start in range(0, n, _KEY_BLOCK):
+            for row, key, reason, memo_row in pool.map(one, range(start, min(n, start + _KEY_BLOCK))):
+                keys[row] = key
+                if reason is not None:
+                    failures[row] = reason
+                if memo_row is not None:
+                    fresh.append(memo_row)
     if memo is not None:
         memo.put(fresh)
     return keys, failures
