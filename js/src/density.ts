@@ -3,6 +3,8 @@
 // Layer 0 covers the whole map; layer 1, drawn over it, the current view at a finer grid (or a
 // blank where every point of the view is drawn).
 
+import { program } from "./gl";
+
 export type Rect = [number, number, number, number]; // x0, y0, x1, y1 in map coordinates
 
 const VS = `#version 300 es
@@ -31,14 +33,6 @@ void main() {
   outColor = vec4(mix(vec3(0.91, 0.92, 0.95), vec3(0.52, 0.56, 0.65), t), 1.0);
 }`;
 
-function compile(gl: WebGL2RenderingContext, type: number, src: string): WebGLShader {
-  const s = gl.createShader(type)!;
-  gl.shaderSource(s, src);
-  gl.compileShader(s);
-  if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s) || "shader error");
-  return s;
-}
-
 /** Counts -> bytes: 0 stays 0 (nothing drawn), others log-scaled into 1..255. */
 export function logScale(counts: Uint32Array): Uint8Array {
   let max = 0;
@@ -60,11 +54,7 @@ export class DensityLayers {
   private layers: Layer[];
 
   constructor(private gl: WebGL2RenderingContext) {
-    const prog = gl.createProgram()!;
-    gl.attachShader(prog, compile(gl, gl.VERTEX_SHADER, VS));
-    gl.attachShader(prog, compile(gl, gl.FRAGMENT_SHADER, FS));
-    gl.linkProgram(prog);
-    if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(prog) || "link error");
+    const prog = program(gl, VS, FS);
     this.prog = prog;
     this.vao = gl.createVertexArray()!;
     gl.bindVertexArray(this.vao);

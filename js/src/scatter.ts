@@ -3,6 +3,7 @@
 // as a sample) go under the points.
 
 import { DensityLayers, Rect } from "./density";
+import { program } from "./gl";
 
 const VS = `#version 300 es
 in vec2 a_pos;
@@ -40,14 +41,6 @@ void main() {
   outColor = vec4(v_color.rgb, v_color.a * u_opacity * edge);
 }`;
 
-function compile(gl: WebGL2RenderingContext, type: number, src: string): WebGLShader {
-  const s = gl.createShader(type)!;
-  gl.shaderSource(s, src);
-  gl.compileShader(s);
-  if (!gl.getShaderParameter(s, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(s) || "shader error");
-  return s;
-}
-
 export interface View { cx: number; cy: number; zoom: number; }
 
 export class Scatter {
@@ -73,11 +66,7 @@ export class Scatter {
     const gl = canvas.getContext("webgl2", { antialias: false, premultipliedAlpha: false, preserveDrawingBuffer: true });
     if (!gl) throw new Error("WebGL2 is not available in this browser");
     this.gl = gl;
-    const prog = gl.createProgram()!;
-    gl.attachShader(prog, compile(gl, gl.VERTEX_SHADER, VS));
-    gl.attachShader(prog, compile(gl, gl.FRAGMENT_SHADER, FS));
-    gl.linkProgram(prog);
-    if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(prog) || "link error");
+    const prog = program(gl, VS, FS);
     this.prog = prog;
     this.vao = gl.createVertexArray()!;
     this.posBuf = gl.createBuffer()!;
