@@ -26,17 +26,20 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 @dataclass
 class Batch:
     """One batch: ``pixels`` (uint8 N×3×S×S, or float N×3×S×S already normalised), their rows,
-    raw JPEG bytes still to decode on the device, and the rows that failed with their reason."""
+    raw JPEG bytes still to decode on the device, the rows that failed with their reason, and
+    which of those failures are transient (``retry``: reported, never cached)."""
 
     rows: list = field(default_factory=list)
     pixels: object = None
     jpeg_rows: list = field(default_factory=list)
     jpeg: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
+    retry: set = field(default_factory=set)
 
 
 class ImageDataset:
-    """Rows of a :class:`Samples` -> ``(row, kind, tensor)`` or ``(row, None, reason)``.
+    """Rows of a :class:`Samples` -> ``(row, kind, tensor)``, or ``(row, None, reason)`` for a failure
+    and ``(row, "retry", reason)`` for a transient one (out of memory, an I/O error).
 
     Parameters
     ----------
@@ -79,7 +82,9 @@ class ImageDataset:
             img = resize_center_crop(img, self.size, self.interpolation)
             return row, "uint8", torch.from_numpy(np.array(img)).permute(2, 0, 1)
         except DecodeError as exc:
-            return row, None, str(exc)
+            return row, "retry" if exc.transient else None, str(exc)
+        except MemoryError:
+            return row, "retry", "out of memory while decoding (not cached: tried again next run)"
         except Exception as exc:  # a broken image must never stop a long run
             return row, None, f"decode failed ({type(exc).__name__}: {exc})"
 
@@ -90,8 +95,10 @@ def collate(items) -> Batch:
 
     batch, pixels = Batch(), []
     for row, kind, payload in items:
-        if kind is None:
+        if kind is None or kind == "retry":
             batch.failed[row] = payload
+            if kind == "retry":
+                batch.retry.add(row)
         elif kind == "jpeg":
             batch.jpeg_rows.append(row)
             batch.jpeg.append(payload)
@@ -127,6 +134,7 @@ def to_model_input(batch: Batch, preprocess_cfg: dict, device, dtype, max_pixels
         good, decoded, bad = decode_jpeg_batch(batch.jpeg, batch.jpeg_rows, device, size,
                                                preprocess_cfg.get("interpolation", "bicubic"), max_pixels)
         batch.failed.update(bad)
+        batch.retry.update(r for r, why in bad.items() if "out of memory" in why)  # the device, not the file
         if good:
             rows += good
             parts.append(decoded)

@@ -4,6 +4,7 @@ Layout under the cache root (``platformdirs`` user cache by default, ``$DATAEXPL
 or ``cache_dir=`` to change it)::
 
     embeddings/<model key>.sqlite   one database per model identity: vectors and decode failures
+                                    (each failure with the conditions that produced it, see below)
     embeddings/<model key>/shards/<digest>.parquet
                                     Parquet shards written by the Ray engine (see below)
     filehashes.sqlite               (path, size, mtime, inode) -> content hash memo
@@ -19,11 +20,18 @@ overwritten) is moved aside as ``*.corrupt-<time>`` and rebuilt.
 The compute precision is not part of the key: bf16 and fp32 vectors of the same model agree to a
 cosine above 0.999, and recomputing a whole dataset for that difference would waste hours.
 
+A decode failure is stored with the **conditions** that produced it (the pixel limit, the decoder,
+Pillow's version; :func:`dataexplore.images.decode_conditions`) and served only to a run with the
+same conditions: an image refused under ``max_pixels=5000`` is decoded again once the limit is
+raised. Transient failures (out of memory, an I/O error while reading, a file that vanished during
+the run) and model failures (a non-finite embedding) are never stored: the next run tries again.
+
 Images are keyed by the hash of their *content* (file bytes, or array bytes for in-memory
 images), so renaming or copying a file keeps its cache entry and editing it invalidates it.
 Re-reading every file on every run would be slow for large datasets, so the hash of a file is
 memoised under its path, size, modification time and inode: a file that was not touched is
-not read again.
+not read again. Memo rows carry a CRC32 of all their fields, like vector rows: a damaged or
+swapped row is ignored and the file hashed again.
 
 Shards (:mod:`dataexplore.ray_engine`) are the cache in a form any node and any tool can read: one
 Parquet file per deterministic chunk of a dataset, named by the hash of the chunk's content keys,
@@ -140,24 +148,31 @@ class EmbeddingCache(_Database):
         Short hash of the model identity; one database file per model.
     identity : dict
         Stored in the file for humans and tools (``dataexplore`` never trusts it for lookups).
+    conditions : str
+        The decode conditions of this run (:func:`dataexplore.images.decode_conditions`, as JSON):
+        failures are stored with them and only failures stored under the same conditions are served.
     """
 
     schema = """
         CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL, crc INTEGER NOT NULL)
             WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS failures (key TEXT PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS decode_failures (key TEXT PRIMARY KEY, conditions TEXT NOT NULL,
+            reason TEXT NOT NULL) WITHOUT ROWID;
+        DROP TABLE IF EXISTS failures;  -- before 0.2: failures without their conditions, never served
         CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY) WITHOUT ROWID;
     """
 
-    def __init__(self, root: Path, model_key: str, identity: dict | None = None):
+    def __init__(self, root: Path, model_key: str, identity: dict | None = None, conditions: str = ""):
         super().__init__(Path(root) / "embeddings" / f"{model_key}.sqlite")
         self.identity = identity or {}
+        self.conditions = conditions
         self.model_key = model_key
         self.shard_dir = shard_dir(root, model_key)
 
     def lookup(self, keys: list[str], dim: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-        """Cached vectors and cached failures for ``keys``; damaged rows are dropped and deleted."""
+        """Cached vectors, and failures cached under this run's conditions, for ``keys``; damaged rows
+        are dropped and deleted."""
 
         def query(conn):
             found, failed, bad = {}, {}, []
@@ -173,7 +188,8 @@ class EmbeddingCache(_Database):
                         bad.append(key)
                         continue
                     found[key] = vec
-                failed.update(conn.execute(f"SELECT key, reason FROM failures WHERE key IN ({marks})", chunk))
+                failed.update(conn.execute(f"SELECT key, reason FROM decode_failures WHERE conditions = ? "
+                                           f"AND key IN ({marks})", [self.conditions, *chunk]))
             return found, failed, bad
 
         found, failed, bad = self.run(query)
@@ -183,12 +199,14 @@ class EmbeddingCache(_Database):
         return found, failed
 
     def store(self, keys: list[str], vectors: np.ndarray, failures: dict[str, str] | None = None,
-              shard: str | None = None) -> None:
+              shard: str | None = None, conditions: str | None = None) -> None:
         """Write one batch of vectors (and failures) in a single transaction.
 
         ``shard`` names the shard file these rows come from, recorded in the same transaction so
-        :meth:`ingest_shards` does not load it again.
+        :meth:`ingest_shards` does not load it again. Failures are stored under ``conditions``
+        (default: this cache's); a vector replaces an older failure of the same image.
         """
+        conditions = self.conditions if conditions is None else conditions
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
         rows = []
         for key, vec in zip(keys, vectors):
@@ -202,8 +220,11 @@ class EmbeddingCache(_Database):
                     "INSERT OR IGNORE INTO meta VALUES ('identity', ?)", (json.dumps(self.identity, sort_keys=True),)
                 )
                 conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+                if rows:
+                    conn.executemany("DELETE FROM decode_failures WHERE key = ?", [(r[0],) for r in rows])
                 if failures:
-                    conn.executemany("INSERT OR REPLACE INTO failures VALUES (?, ?)", list(failures.items()))
+                    conn.executemany("INSERT OR REPLACE INTO decode_failures VALUES (?, ?, ?)",
+                                     [(k, conditions, r) for k, r in failures.items()])
                 if shard is not None:
                     conn.execute("INSERT OR IGNORE INTO shards VALUES (?)", (shard,))
                 conn.execute("COMMIT")
@@ -236,7 +257,7 @@ class EmbeddingCache(_Database):
                 continue
             path = self.shard_dir / name
             try:
-                keys, vectors, reasons = read_shard(path, self.model_key, dim)
+                keys, vectors, reasons, conditions = read_shard(path, self.model_key, dim, with_conditions=True)
             except FileNotFoundError:  # another process moved it aside meanwhile
                 continue
             except ShardError as exc:
@@ -249,7 +270,7 @@ class EmbeddingCache(_Database):
                 continue
             ok = np.array([r is None for r in reasons], dtype=bool)
             self.store([k for k, g in zip(keys, ok) if g], vectors[ok],
-                       {k: r for k, r in zip(keys, reasons) if r is not None}, shard=name)
+                       {k: r for k, r in zip(keys, reasons) if r is not None}, shard=name, conditions=conditions)
             loaded += 1
         return loaded
 
@@ -279,7 +300,7 @@ def shard_name(keys: list[str | None]) -> str:
 
 
 def write_shard(path: str | os.PathLike, keys: list[str], vectors: np.ndarray, reasons: list[str | None],
-                model_key: str, identity: dict | None = None) -> Path:
+                model_key: str, identity: dict | None = None, conditions: str = "") -> Path:
     """Write one shard atomically: ``key``, ``vector`` (null where ``reasons`` has one), ``reason``.
 
     Parameters
@@ -294,6 +315,8 @@ def write_shard(path: str | os.PathLike, keys: list[str], vectors: np.ndarray, r
         The failure of each key, ``None`` where it has a vector.
     model_key, identity
         Stored in the file metadata and checked when the shard is read.
+    conditions : str
+        The decode conditions the failures were produced under (see :class:`EmbeddingCache`).
 
     Examples
     --------
@@ -318,12 +341,14 @@ def write_shard(path: str | os.PathLike, keys: list[str], vectors: np.ndarray, r
         "reason": pa.array(list(reasons), pa.string()),
     })
     meta = {"dataexplore.shard_format": SHARD_FORMAT, "dataexplore.model_key": model_key,
-            "dataexplore.identity": json.dumps(identity or {}, sort_keys=True)}
+            "dataexplore.identity": json.dumps(identity or {}, sort_keys=True),
+            "dataexplore.conditions": conditions}
     return write_parquet_atomic(table, path, meta)
 
 
-def read_shard(path: str | os.PathLike, model_key: str, dim: int) -> tuple[list[str], np.ndarray, list[str | None]]:
-    """Read a shard written by :func:`write_shard`: keys, ``N×dim`` vectors (zeros where failed), reasons.
+def read_shard(path: str | os.PathLike, model_key: str, dim: int, *, with_conditions: bool = False):
+    """Read a shard written by :func:`write_shard`: keys, ``N×dim`` vectors (zeros where failed), reasons
+    (and, with ``with_conditions``, the decode conditions of its failures; ``""`` for older shards).
 
     Raises
     ------
@@ -359,37 +384,56 @@ def read_shard(path: str | os.PathLike, model_key: str, dim: int) -> tuple[list[
     vectors[valid] = np.asarray(kept.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
     if not np.isfinite(vectors).all():
         raise ShardError("non-finite vectors")
+    if with_conditions:
+        return keys, vectors, reasons, meta.get(b"dataexplore.conditions", b"").decode()
     return keys, vectors, reasons
 
 
 class FileHashes(_Database):
-    """Memo of file content hashes, valid while (size, mtime_ns, inode) are unchanged."""
+    """Memo of file content hashes, valid while (size, mtime_ns, inode) are unchanged.
+
+    Every row carries a CRC32 of all its fields: a row whose hash was altered or swapped with
+    another's fails the check, is ignored and deleted, and the file is hashed again.
+    """
 
     schema = """
-        CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-            inode INTEGER, hash TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS memo (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL, hash TEXT NOT NULL, crc INTEGER NOT NULL) WITHOUT ROWID;
+        DROP TABLE IF EXISTS hashes;  -- before 0.2: rows without a checksum (files are hashed once again)
     """
 
     def __init__(self, root: Path):
         super().__init__(Path(root) / "filehashes.sqlite")
 
+    @staticmethod
+    def _crc(path: str, size: int, mtime: int, inode: int, h: str) -> int:
+        return zlib.crc32(f"{path}\0{size}\0{mtime}\0{inode}\0{h}".encode("utf-8", "surrogatepass"))
+
     def get(self, paths: list[str]) -> dict[str, tuple[int, int, int, str]]:
         def query(conn):
-            out = {}
+            out, bad = {}, []
             for i in range(0, len(paths), _CHUNK):
                 chunk = paths[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for path, size, mtime, inode, h in conn.execute(
-                    f"SELECT path, size, mtime_ns, inode, hash FROM hashes WHERE path IN ({marks})", chunk
+                for path, size, mtime, inode, h, crc in conn.execute(
+                    f"SELECT path, size, mtime_ns, inode, hash, crc FROM memo WHERE path IN ({marks})", chunk
                 ):
+                    if self._crc(path, size, mtime, inode, h) != crc:
+                        bad.append(path)
+                        continue
                     out[path] = (size, mtime, inode, h)
-            return out
+            return out, bad
 
-        return self.run(query)
+        found, bad = self.run(query)
+        if bad:
+            log.warning("%d damaged file-hash memo rows in %s; those files are hashed again", len(bad), self.path)
+            self.run(lambda c: c.executemany("DELETE FROM memo WHERE path = ?", [(p,) for p in bad]))
+        return found
 
     def put(self, rows: list[tuple[str, int, int, int, str]]) -> None:
         if rows:
-            self.run(lambda c: c.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", rows))
+            checked = [(*r, self._crc(*r)) for r in rows]
+            self.run(lambda c: c.executemany("INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?)", checked))
 
 
 def hash_bytes(data: bytes) -> str:

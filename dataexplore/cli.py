@@ -168,7 +168,9 @@ def _embed(args) -> int:
                 engine=args.engine, ray_address=args.address)
     emb.save(args.out)
     if args.failures is not None:
-        emb.failures.to_csv(args.failures, index=False)
+        from .io import csv_safe_frame
+
+        csv_safe_frame(emb.failures).to_csv(args.failures, index=False)
     s = emb.stats
     print(f"embedded {len(emb) + s['failed']} images: {s['computed']} computed, {s['cached']} from cache, "
           f"{s['failed']} failed -> {args.out}", file=sys.stderr)

@@ -174,7 +174,14 @@ class Embeddings:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Embeddings":
-        """Read a file written by :meth:`save` (or any Parquet with ``id`` and ``embedding`` columns)."""
+        """Read a file written by :meth:`save` (or any Parquet with ``id`` and ``embedding`` columns).
+
+        Raises
+        ------
+        dataexplore.SourceError
+            Naming the file and the problem, for anything but text ids and lists of one width of
+            finite float numbers, or model metadata that is not a JSON object.
+        """
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -182,18 +189,44 @@ class Embeddings:
 
         table = read_parquet(path, ["id", "embedding"])
         meta = table.schema.metadata or {}
-        model = json.loads(meta.get(b"dataexplore.model", b"{}"))
-        ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+        try:
+            model = json.loads(meta.get(b"dataexplore.model", b"{}"))
+        except (ValueError, RecursionError) as exc:
+            raise SourceError(f"{path}: its dataexplore.model metadata is not valid JSON ({str(exc)[:120]})") from None
+        if not isinstance(model, dict):
+            raise SourceError(f"{path}: its dataexplore.model metadata must be a JSON object")
+        id_type, emb_type = table.schema.field("id").type, table.schema.field("embedding").type
+        if pa.types.is_dictionary(id_type):  # e.g. written from a pandas categorical
+            id_type = id_type.value_type
+        if not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type) or pa.types.is_integer(id_type)):
+            raise SourceError(f"{path}: the id column must hold text, got {id_type}")
+        if not (pa.types.is_list(emb_type) or pa.types.is_large_list(emb_type)
+                or pa.types.is_fixed_size_list(emb_type)) or not (
+                pa.types.is_floating(emb_type.value_type) or pa.types.is_integer(emb_type.value_type)):
+            raise SourceError(f"{path}: the embedding column must hold lists of numbers, got {emb_type}")
+        ids = np.asarray([None if i is None else str(i) for i in table.column("id").to_pylist()], dtype=object)
+        if any(i is None for i in ids):
+            raise SourceError(f"{path}: a row has no id")
         col = table.column("embedding").combine_chunks()
         valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         kept = col.filter(pa.array(valid))
         lengths = pc.list_value_length(kept).to_numpy(zero_copy_only=False)
         if len(set(lengths.tolist())) > 1:
-            raise SourceError(f"{path}: embeddings have different lengths {sorted(set(lengths.tolist()))}")
+            raise SourceError(f"{path}: embeddings have different lengths {sorted(set(lengths.tolist()))[:5]}")
         dim = int(lengths[0]) if len(lengths) else 0
-        vectors = np.asarray(kept.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+        if len(lengths) and dim < 1:
+            raise SourceError(f"{path}: the embeddings have no values (zero-width vectors)")
+        flat = kept.flatten()
+        if flat.null_count:
+            raise SourceError(f"{path}: some embeddings hold missing values")
+        vectors = np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, max(dim, 1))[:, :dim]
         rows = np.flatnonzero(valid)
         bad = np.flatnonzero(~valid)
         failures = pd.DataFrame({"id": ids[bad], "row": bad.astype(np.int64),
                                  "reason": ["no embedding in file"] * len(bad)})
-        return cls(ids=ids[valid], vectors=vectors, rows=rows, model=model, failures=failures)
+        try:
+            emb = cls(ids=ids[valid], vectors=vectors, rows=rows, model=model, failures=failures)
+            emb.check_finite()
+        except SourceError as exc:
+            raise SourceError(f"{path}: {exc}") from None
+        return emb

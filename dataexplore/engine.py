@@ -197,7 +197,8 @@ def embed(
     dim = clip.embed_dim
     n = len(samples)
     root = cache_root(cache_dir)
-    store = EmbeddingCache(root, clip.key, clip.identity) if cache else None
+    conditions = failure_conditions(max_pixels, decode)
+    store = EmbeddingCache(root, clip.key, clip.identity, conditions) if cache else None
     memo = FileHashes(root) if cache else None
 
     keys, key_failures = content_keys(samples, memo)
@@ -216,6 +217,18 @@ def embed(
         store.close()
         memo.close()
     return make_result(samples, clip, vectors, failures, stats)
+
+
+def failure_conditions(max_pixels: int, decoder: str) -> str:
+    """The conditions a cached decode failure is valid under, as JSON (see :mod:`dataexplore.cache`).
+
+    The same for both engines, so a failure recorded by a Ray run is served to a local one. Model
+    failures (a non-finite embedding, which may depend on the precision) are never cached."""
+    import json
+
+    from .images import decode_conditions
+
+    return json.dumps(decode_conditions(max_pixels, decoder), sort_keys=True)
 
 
 def from_cache(store, keys: list[str | None], vectors: np.ndarray, failures: dict[int, str]) -> set[int]:
@@ -321,7 +334,7 @@ def _run(samples, todo, keys, clip, dev, vectors, failures, store, *, batch_size
                 computed += _flush(pending, keys, vectors, failures, store, {})
                 pending = current
                 if failed:
-                    _flush(None, keys, vectors, failures, store, failed)
+                    _flush(None, keys, vectors, failures, store, failed, batch.retry)
                 bar.update(len(rows) + len(failed))
             computed += _flush(pending, keys, vectors, failures, store, {})
             pending = None
@@ -332,8 +345,10 @@ def _run(samples, todo, keys, clip, dev, vectors, failures, store, *, batch_size
     return computed
 
 
-def _flush(pending, keys, vectors, failures, store, failed: dict[int, str]) -> int:
-    """Move one finished batch into the output array and the cache; return rows written."""
+def _flush(pending, keys, vectors, failures, store, failed: dict[int, str], retry: set = frozenset()) -> int:
+    """Move one finished batch into the output array and the cache; return rows written.
+
+    Failures in ``retry`` (transient) are reported in ``failures`` but not cached."""
     bad = {}
     written = 0
     if pending is not None:
@@ -348,11 +363,11 @@ def _flush(pending, keys, vectors, failures, store, failed: dict[int, str]) -> i
         good_rows = [r for r, g in zip(rows, finite) if g]
         vectors[good_rows] = out[finite]
         written = len(rows)
-        if store is not None:
-            store.store([keys[r] for r in good_rows], out[finite],
-                        {keys[r]: reason for r, reason in bad.items()})
-    if failed and store is not None:
-        store.store([], np.zeros((0, vectors.shape[1]), np.float32), {keys[r]: reason for r, reason in failed.items()})
+        if store is not None:  # non-finite vectors are not cached: a later run (fp32?) tries again
+            store.store([keys[r] for r in good_rows], out[finite])
+    lasting = {keys[r]: reason for r, reason in failed.items() if r not in retry}
+    if lasting and store is not None:
+        store.store([], np.zeros((0, vectors.shape[1]), np.float32), lasting)
     failures.update(bad)
     failures.update(failed)
     return written

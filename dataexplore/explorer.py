@@ -19,7 +19,7 @@ import pandas as pd
 import traitlets
 
 from .errors import DataexploreError
-from .selection import RowIds, Selection, as_selection, combine, points_in_polygon
+from .selection import RowIds, Selection, as_selection, combine
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -27,7 +27,7 @@ POINT_CHUNK = 500_000  # points per message: 4 MB of float32 xy + 1 MB of codes 
 INDEX_CHUNK = 2_000_000  # selected rows per message: 8 MB, under the 10 MB websocket cap
 BITS_CHUNK = 8_000_000  # bytes of a selection bitset per message
 PAGE_SIZE = 24
-MAX_POLYGON = 5000
+MAX_POLYGON = 400  # vertices: what the front end sends at most (it simplifies longer lassos)
 MAX_POINTS = 2_000_000  # larger maps are drawn as a sample and a density layer that refine on zoom
 LOD_POINTS = 1_000_000  # points the browser holds at once for such maps
 VIEW_DENSITY = 512  # density cells per side sent with a zoomed-in view
@@ -443,8 +443,7 @@ class Explorer(anywidget.AnyWidget):
                 if self._groups_msg is not None:
                     self.send(self._groups_msg)
                 self._send_selection()
-                if self._lod:
-                    self._index().order  # sort by cell now, while the browser draws: the first lasso is quick
+                self._index().order  # sort by cell now, while the browser draws: the first lasso is quick
             elif kind == "view":
                 self._send_view(content)
             elif kind == "select":
@@ -491,7 +490,7 @@ class Explorer(anywidget.AnyWidget):
         polygon = None
         if shape in ("lasso", "box"):
             polygon = _polygon(content.get("polygon"))
-            new = self._index().polygon(polygon) if self._lod else np.flatnonzero(points_in_polygon(self.xy, polygon))
+            new = self._index().polygon(polygon)  # the grid index at every size: exact, and quick for any lasso
         elif shape == "point":
             new = [_row(content.get("row"), len(self.xy))]
         elif shape == "class":
@@ -754,7 +753,7 @@ def _rect(value: Any) -> list[float]:
 
 def _polygon(value: Any) -> np.ndarray:
     if not isinstance(value, list) or not 3 <= len(value) <= MAX_POLYGON:
-        raise ValueError("a polygon needs 3 to 5000 [x, y] vertices")
+        raise ValueError(f"a polygon needs 3 to {MAX_POLYGON} [x, y] vertices")
     try:
         poly = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):

@@ -19,7 +19,34 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 
 class DecodeError(Exception):
-    """One image could not be decoded; ``str(error)`` is the reason shown to the user."""
+    """One image could not be decoded; ``str(error)`` is the reason shown to the user.
+
+    ``transient`` is true when the cause may not recur (an I/O error while reading, a file that
+    vanished during the run, too little memory): such failures are reported but never cached.
+    """
+
+    def __init__(self, reason: str, *, transient: bool = False):
+        super().__init__(reason)
+        self.transient = transient
+
+
+#: Rows converted per step when scaling high-bit-depth images to 8 bits (bounds the temporaries).
+_CONVERT_PIXELS = 1 << 20
+
+
+def decode_conditions(max_pixels: int, decoder: str = "pil") -> dict:
+    """What a decode failure depends on besides the file: the limit, the decoder and its version.
+
+    The embedding cache stores each failure with these and serves it only under the same ones.
+
+    Examples
+    --------
+    >>> sorted(decode_conditions(5000))
+    ['decoder', 'max_pixels', 'pillow']
+    """
+    import PIL
+
+    return {"max_pixels": int(max_pixels), "decoder": str(decoder), "pillow": PIL.__version__}
 
 
 def decode(
@@ -39,7 +66,10 @@ def decode(
         (decompression-bomb guard).
     draft_size : int, optional
         For JPEG, let the decoder downscale by a power of two while keeping both sides
-        at least this large (much faster for large photos; the model resizes anyway).
+        at least this large (much faster for large photos; the model resizes anyway). For
+        16/32-bit images, shrink by a whole factor (box filter) after the 8-bit conversion, keeping
+        both sides at least this large, so the RGB copy is small: peak memory then stays near 3
+        bytes per pixel of the file's image instead of 5.
 
     Returns
     -------
@@ -65,6 +95,8 @@ def decode(
         raise DecodeError("not an image (cannot identify format)") from None
     except Image.DecompressionBombError:
         raise DecodeError("image too large (decompression bomb guard)") from None
+    except MemoryError:
+        raise DecodeError("out of memory while decoding (not cached: tried again next run)", transient=True) from None
     except Exception as exc:  # Pillow raises many types for broken headers
         raise DecodeError(f"corrupt image header ({type(exc).__name__}: {exc})") from None
     width, height = img.size
@@ -78,28 +110,22 @@ def decode(
         if draft_size and img.format == "JPEG":
             img.draft("RGB", (draft_size, draft_size))
         img.load()
-        img = ImageOps.exif_transpose(img)
-        return _to_rgb(img)
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no second copy of a large image
+        return _to_rgb(img, draft_size)
     except DecodeError:
         raise
+    except MemoryError:
+        raise DecodeError("out of memory while decoding (not cached: tried again next run)", transient=True) from None
     except Exception as exc:
         raise DecodeError(f"truncated or corrupt image data ({exc})") from None
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def _to_rgb(img: Image.Image, draft_size: int | None = None) -> Image.Image:
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(img)
-        if mode == "F" or mode == "I":
-            # 32-bit data: scale the observed range, 16-bit PNGs often land here
-            arr = arr.astype(np.float64)
-            hi = 65535.0 if arr.max() > 255 else 255.0
-            arr = np.clip(arr / hi * 255.0, 0, 255)
-        else:
-            arr = arr.astype(np.float64) / 257.0
-        return Image.fromarray(np.round(arr).astype(np.uint8), "L").convert("RGB")
+        return _high_depth_to_rgb(img, draft_size)
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     elif mode == "P":
@@ -110,6 +136,43 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return Image.alpha_composite(background, img).convert("RGB")
     # L, 1, CMYK, YCbCr, LAB, HSV: Pillow converts these correctly
     return img.convert("RGB")
+
+
+def _high_depth_to_rgb(img: Image.Image, draft_size: int | None = None) -> Image.Image:
+    """16- and 32-bit grayscale to 8-bit RGB, a band of rows at a time.
+
+    A whole-image float copy would cost 8-16 bytes per pixel (a 99-Mpx 16-bit PNG of 0.2 MB on disk
+    then peaks near 2 GB); converting bands into one uint8 buffer keeps the peak at the decoded
+    image (2 or 4 bytes per pixel) plus one byte per pixel. The RGB result adds 4 bytes per pixel
+    (Pillow stores RGB padded to 4 bytes), unless ``draft_size`` lets the gray image shrink first. 16-bit data maps
+    ``v -> round(v / 257)``; 32-bit data is scaled by 65535 when it exceeds 255, else by 255.
+    """
+    width, height = img.size
+    step = max(1, _CONVERT_PIXELS // max(width, 1))
+    sixteen = img.mode.startswith("I;16")
+    scale = 1.0 / 257.0
+    if not sixteen:
+        hi = 0.0
+        for top in range(0, height, step):
+            band = np.asarray(img.crop((0, top, width, min(height, top + step))))
+            if band.size:
+                peak = np.nanmax(band) if img.mode == "F" else band.max()
+                hi = max(hi, float(peak) if np.isfinite(peak) else 0.0)
+        scale = 255.0 / (65535.0 if hi > 255 else 255.0)
+    out = np.empty((height, width), np.uint8)
+    for top in range(0, height, step):
+        stop = min(height, top + step)
+        band = np.asarray(img.crop((0, top, width, stop)), dtype=np.float32) * np.float32(scale)
+        np.nan_to_num(band, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+        np.clip(np.rint(band, out=band), 0, 255, out=band)
+        out[top:stop] = band
+    img.close()  # frees the high-bit-depth pixels before the RGB copy is made
+    gray = Image.frombuffer("L", (width, height), out, "raw", "L", 0, 1)  # shares `out`, no copy
+    factor = min(width, height) // draft_size if draft_size else 1
+    if factor >= 2:
+        gray = gray.reduce(factor)
+        del out
+    return gray.convert("RGB")
 
 
 def _from_array(arr: np.ndarray) -> Image.Image:

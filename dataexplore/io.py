@@ -64,7 +64,56 @@ def read_parquet(path: str | os.PathLike, columns: list[str]):
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise SourceError(f"{path} lacks column(s) {missing}; it has {schema.names}")
-    return pq.read_table(path, columns=columns)
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"{path} is not a readable Parquet file ({str(exc)[:200]})") from None
+
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP's list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: object) -> object:
+    """A CSV cell that spreadsheets show as text: strings starting like a formula get a ``'`` in front.
+
+    ``=HYPERLINK(...)`` or ``+cmd|...`` in a label would otherwise run when a labeler opens the
+    manifest in Excel or LibreOffice. Text that already starts with quotes before a formula
+    character gets one more, so :func:`csv_value` gives back exactly what was written.
+    Non-strings pass unchanged.
+
+    Examples
+    --------
+    >>> csv_text("=1+1"), csv_text("'=1"), csv_text("Sneaker"), csv_text(3)
+    ("'=1+1", "''=1", 'Sneaker', 3)
+    """
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_value(value: object) -> object:
+    """The value :func:`csv_text` protected: one leading ``'`` before (quotes and) a formula
+    character is removed; any other text is left as it is.
+
+    Examples
+    --------
+    >>> csv_value("'=1+1"), csv_value("''=1"), csv_value("'quoted")
+    ('=1+1', "'=1", "'quoted")
+    """
+    if isinstance(value, str) and value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
+        return value[1:]
+    return value
+
+
+def csv_safe_frame(frame):
+    """A copy of ``frame`` with :func:`csv_text` applied to every text cell and column name."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
+            out[col] = out[col].map(csv_text)
+    out.columns = [csv_text(str(c)) for c in out.columns]
+    return out
 
 
 def safe_name(name: object, *, fallback: str = "unnamed", max_len: int = 100, max_bytes: int = 180) -> str:
@@ -107,13 +156,17 @@ MARKER = ".dataexplore.json"
 
 
 def replace_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite: bool = False, *,
-                kind: str) -> Path:
+                kind: str, check_existing: Callable[[Path], None] | None = None) -> Path:
     """Build a folder with ``fill(tmp_dir)`` beside ``path``, then move it into place.
 
     Readers never see a half-written folder: on any error the temporary folder is removed and an
     existing ``path`` is untouched. The folder gets a marker file (:data:`MARKER`) naming its
-    ``kind``; with ``overwrite=True`` an existing folder is replaced only when it carries the
-    marker of the same kind, so a user's own folder is never deleted.
+    ``kind`` and every file ``fill`` wrote. With ``overwrite=True`` an existing folder is replaced
+    only when it carries the marker of the same kind and holds nothing else: a file dataexplore
+    did not write there (an annotator's export, notes) makes it refuse, as does
+    ``check_existing(path)`` raising (e.g. a manifest with labels filled in). So a user's own
+    folder or work is never deleted. A ``path`` that is a symbolic link keeps pointing where it
+    did: the folder it points at is replaced.
     """
     import json
     import shutil
@@ -121,15 +174,25 @@ def replace_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite
     from .errors import DataexploreError
 
     path = check_writable(path, overwrite)
-    if path.exists() and written_kind(path) != kind:
-        raise DataexploreError(f"{path} exists and is not a {kind} dataexplore wrote: refusing to replace it, "
-                               "choose another path")
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists():
+        if written_kind(path) != kind:
+            raise DataexploreError(f"{path} exists and is not a {kind} dataexplore wrote: refusing to replace it, "
+                                   "choose another path")
+        foreign = foreign_files(path)
+        if foreign:
+            raise DataexploreError(f"{path} holds {len(foreign)} file(s) dataexplore did not write (e.g. "
+                                   f"{foreign[0]!r}): refusing to replace it; move them away or choose another path")
+        if check_existing is not None:
+            check_existing(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp"))
     old = None
     try:
         fill(tmp)
-        (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        (tmp / MARKER).write_text(json.dumps({"kind": kind, "files": files}) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -140,7 +203,7 @@ def replace_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite
             os.replace(old, path)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None and old.is_dir():
+    if old is not None and old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
     elif old is not None:
         old.unlink()
@@ -149,12 +212,30 @@ def replace_dir(path: str | os.PathLike, fill: Callable[[Path], None], overwrite
 
 def written_kind(path: Path) -> str | None:
     """The kind of folder dataexplore wrote at ``path`` (its marker), or ``None``."""
+    marker = _marker(path)
+    kind = marker.get("kind") if marker else None
+    return kind if isinstance(kind, str) else None
+
+
+def foreign_files(path: Path) -> list[str]:
+    """Files under ``path`` that its marker does not list (``[]`` for markers older than the list)."""
+    marker = _marker(path) or {}
+    listed = marker.get("files")
+    if not isinstance(listed, list):
+        return []
+    known = {str(f) for f in listed} | {MARKER}
+    return sorted(p.relative_to(path).as_posix() for p in Path(path).rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.relative_to(path).as_posix() not in known)
+
+
+def _marker(path: Path) -> dict | None:
     import json
 
     try:
-        return json.loads((Path(path) / MARKER).read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
+        value = json.loads((Path(path) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}

@@ -6,6 +6,13 @@ disk by (embeddings fingerprint, parameters), so re-opening a notebook does not 
 and the fitted model is kept so :meth:`Projection.transform` can place new images (e.g.
 production data) on an existing map.
 
+The fitted model is stored as a pickle (what umap-learn's ``transform`` needs has no other
+portable form) and is **only ever unpickled when it carries a valid HMAC-SHA256** made with a
+per-user secret key kept outside the cache (:func:`signing_key`; ``$DATAEXPLORE_KEY_FILE`` or
+``<user config dir>/dataexplore/cache.key``, created on first use with mode 0600). Whoever can write a
+shared cache folder can therefore not make another user run code at ``transform()``: a model file
+without a valid signature (tampered, or written by another user) is ignored and the map refitted.
+
 Past :data:`FULL_FIT_MAX` points a full UMAP fit costs more than it gives: the map is fitted on a
 random sample of :data:`SAMPLE_SIZE` points and every other point is placed with ``transform``.
 The trade is measured, not hidden: ``sampling_`` reports the trustworthiness of the map on a
@@ -15,7 +22,7 @@ random subsample against a full fit of that subsample alone.
 from __future__ import annotations
 
 import hashlib
-import io
+import hmac
 import json
 import logging
 import os
@@ -31,7 +38,7 @@ from .embeddings import Embeddings
 from .errors import DataexploreError, SourceError
 
 log = logging.getLogger(__name__)
-_FORMAT = 2  # bump when the cached content changes meaning
+_FORMAT = 3  # bump when the cached content changes meaning
 #: Largest map fitted on all its points with ``sample="auto"``.
 FULL_FIT_MAX = 200_000
 #: Points a sampled map is fitted on; the rest are placed with ``transform``.
@@ -386,19 +393,63 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def signing_key() -> bytes | None:
+    """This user's secret key for signing cached projection models (created on first use).
+
+    Kept at ``$DATAEXPLORE_KEY_FILE``, else ``<user config dir>/dataexplore/cache.key``, outside any
+    cache folder, readable by this user only. Returns ``None`` (models are then neither stored nor
+    loaded) when the file cannot be made, is not this user's, or others may read or write it.
+    """
+    import secrets
+    import stat
+
+    if os.environ.get("DATAEXPLORE_KEY_FILE"):
+        path = Path(os.environ["DATAEXPLORE_KEY_FILE"]).expanduser()
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_config_dir("dataexplore")) / "cache.key"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+        st = path.stat()
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+            log.warning("projection models are not cached: %s is readable or writable by others, or not yours "
+                        "(chmod 600 it)", path)
+            return None
+        key = path.read_bytes()
+    except OSError as exc:
+        log.info("projection models are not cached: no signing key (%s)", exc)
+        return None
+    return key if len(key) >= 32 else None
+
+
+def _mac(key: bytes, blob: bytes) -> str:
+    return hmac.new(key, blob, hashlib.sha256).hexdigest()
+
+
 def _write_cached(path: Path, coords: np.ndarray, model, sampling: dict | None = None) -> None:
     from .io import atomic_write
 
-    try:
-        blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # an unpicklable backend model: keep the coordinates anyway
-        log.info("projection model not cached (%s)", exc)
-        blob = b""
+    key = signing_key()
+    blob = b""
+    if key is not None:
+        try:
+            blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an unpicklable backend model: keep the coordinates anyway
+            log.info("projection model not cached (%s)", exc)
     atomic_write(path.with_suffix(".pkl"), lambda tmp: Path(tmp).write_bytes(blob))
+    mac = _mac(key, blob) if key is not None and blob else ""
 
     def write(tmp):
         with open(tmp, "wb") as fh:
-            np.savez(fh, coords=coords, coords_digest=_digest(coords.tobytes()), model_digest=_digest(blob),
+            np.savez(fh, coords=coords, coords_digest=_digest(coords.tobytes()), model_mac=mac,
                      sampling=json.dumps(sampling))
 
     atomic_write(path, write)
@@ -411,8 +462,10 @@ def _read_cached(path: Path) -> tuple[np.ndarray, dict | None] | None:
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             coords = np.asarray(data["coords"], dtype=np.float32)
-            ok = str(data["coords_digest"]) == _digest(coords.tobytes())
+            ok = (coords.ndim == 2 and coords.shape[1] == 2 and np.isfinite(coords).all()
+                  and str(data["coords_digest"]) == _digest(coords.tobytes()))
             sampling = json.loads(str(data["sampling"]))
+            ok = ok and (sampling is None or isinstance(sampling, dict))
     except Exception:
         ok = False
     if not ok:
@@ -423,14 +476,24 @@ def _read_cached(path: Path) -> tuple[np.ndarray, dict | None] | None:
 
 
 def _read_model(path: Path | None):
+    """The cached fitted model, only if its HMAC verifies with this user's key; else ``None``."""
     if path is None or not path.is_file() or not path.with_suffix(".pkl").is_file():
+        return None
+    key = signing_key()
+    if key is None:
         return None
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-            expected = str(data["model_digest"])
+            expected = str(data["model_mac"]) if "model_mac" in data.files else ""
         blob = path.with_suffix(".pkl").read_bytes()
-        if not blob or _digest(blob) != expected:
-            return None
-        return pickle.load(io.BytesIO(blob))
+    except Exception:
+        return None
+    if not blob or not expected or not hmac.compare_digest(_mac(key, blob), expected):
+        if blob:
+            log.warning("projection model %s has no valid signature for this user: not loaded, refitting",
+                        path.with_suffix(".pkl"))
+        return None
+    try:
+        return pickle.loads(blob)
     except Exception:
         return None

@@ -221,7 +221,7 @@ def embed(
     ...             address="head-node:6379")  # doctest: +SKIP
     """
     from .cache import EmbeddingCache, FileHashes, cache_root, content_keys
-    from .engine import from_cache, make_result
+    from .engine import failure_conditions, from_cache, make_result
     from .models import load_model
     from .samples import load
 
@@ -236,7 +236,8 @@ def embed(
     dim = clip.embed_dim
     n = len(samples)
     root = cache_root(cache_dir)
-    store = EmbeddingCache(root, clip.key, clip.identity) if cache else None
+    conditions = failure_conditions(max_pixels, "pil")
+    store = EmbeddingCache(root, clip.key, clip.identity, conditions) if cache else None
     memo = FileHashes(root) if cache else None
     layout = None
     try:
@@ -247,7 +248,7 @@ def embed(
         todo = np.array([r for r in range(n) if keys[r] is not None and r not in cached_rows], dtype=np.int64)
         plan = plan_shards(keys, shard_size)
         present = set(os.listdir(store.shard_dir)) if store is not None and store.shard_dir.is_dir() else set()
-        results = _Results(keys, vectors, failures, plan, shard_size, store, clip, todo)
+        results = _Results(keys, vectors, failures, plan, shard_size, store, clip, todo, conditions)
         if len(todo):
             layout = _Layout.for_cluster(ray, clip, device, batch_size, num_actors, cpus_per_actor)
             with _ray_data_output(progress):
@@ -352,9 +353,10 @@ def _ray_data_output(progress: bool):
 class _Results:
     """Driver side: puts returned batches in place and writes each shard as soon as it is complete."""
 
-    def __init__(self, keys, vectors, failures, plan, shard_size, store, clip, todo):
+    def __init__(self, keys, vectors, failures, plan, shard_size, store, clip, todo, conditions: str = ""):
         self.keys, self.vectors, self.failures, self.plan = keys, vectors, failures, plan
-        self.store, self.clip, self.todo = store, clip, todo
+        self.store, self.clip, self.todo, self.conditions = store, clip, todo, conditions
+        self.retry: set[int] = set()  # rows whose failure was transient: reported, never written
         self.shard_of = np.arange(len(keys)) // shard_size
         for shard, count in zip(plan, np.bincount(self.shard_of[todo], minlength=len(plan))):
             shard.pending = int(count)
@@ -368,13 +370,16 @@ class _Results:
         good = reasons == ""
         self.vectors[rows[good]] = out["vector"][fresh][good]
         self.failures.update((int(r), str(why)) for r, why in zip(rows[~good], reasons[~good]))
+        if "retry" in out:
+            self.retry.update(int(r) for r in rows[np.asarray(out["retry"], dtype=bool)[fresh]])
         self.computed += int(np.asarray(out["computed"])[fresh].sum())
         self.done[rows] = True
         for s, count in zip(*np.unique(self.shard_of[rows], return_counts=True)):
             shard = self.plan[s]
             shard.pending -= int(count)
             if shard.pending == 0 and self.store is not None:
-                _write_shard(shard, self.keys, self.vectors, self.failures, self.store, self.clip)
+                _write_shard(shard, self.keys, self.vectors, self.failures, self.store, self.clip, self.retry,
+                             self.conditions)
                 self.written += 1
 
     def check_complete(self) -> None:
@@ -383,18 +388,22 @@ class _Results:
             raise DataexploreError(f"the Ray pipeline returned {len(self.todo) - missing} of {len(self.todo)} images")
 
 
-def _write_shard(shard: Shard, keys, vectors, failures, store, clip) -> None:
-    """Write a finished shard's file, then its rows into SQLite (the file first: it is the record)."""
+def _write_shard(shard: Shard, keys, vectors, failures, store, clip, retry: set = frozenset(),
+                 conditions: str = "") -> None:
+    """Write a finished shard's file, then its rows into SQLite (the file first: it is the record).
+
+    Rows whose failure was transient (``retry``) are left out of both, so the next run computes them."""
     from .cache import write_shard
 
     first: dict[str, int] = {}
     for row in range(shard.start, shard.stop):
-        if keys[row] is not None:
+        if keys[row] is not None and row not in retry:
             first.setdefault(keys[row], row)
     rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
     shard_keys = list(first)
     reasons = [failures.get(int(r)) for r in rows]
-    write_shard(store.shard_dir / shard.name, shard_keys, vectors[rows], reasons, clip.key, clip.identity)
+    write_shard(store.shard_dir / shard.name, shard_keys, vectors[rows], reasons, clip.key, clip.identity,
+                conditions)
     ok = np.array([r is None for r in reasons], dtype=bool)
     store.store([k for k, g in zip(shard_keys, ok) if g], vectors[rows][ok],
                 {k: r for k, r in zip(shard_keys, reasons) if r is not None}, shard=shard.name)
@@ -405,7 +414,8 @@ def decode_batch(batch: dict[str, np.ndarray], images: Any, cfg: dict, preproces
     """Ray Data task: rows -> model-sized pixels, with the local engine's decoding.
 
     Returns ``row``, ``pixels`` (uint8 N×3×S×S, or float for models with their own transform;
-    zeros where decoding failed) and ``reason`` (``""``, or why the image failed).
+    zeros where decoding failed), ``reason`` (``""``, or why the image failed) and ``retry``
+    (the failure is transient: not cached).
     """
     from .batches import ImageDataset, collate
     from .samples import Samples
@@ -432,7 +442,9 @@ def decode_batch(batch: dict[str, np.ndarray], images: Any, cfg: dict, preproces
     reason = np.array([""] * len(rows), dtype=object)
     for i, why in decoded.failed.items():
         reason[i] = why
-    return {"row": rows, "pixels": pixels, "reason": reason}
+    retry = np.zeros(len(rows), dtype=bool)
+    retry[list(decoded.retry)] = True
+    return {"row": rows, "pixels": pixels, "reason": reason, "retry": retry}
 
 
 class Embedder:
@@ -473,7 +485,7 @@ class Embedder:
         self.max_pixels = max_pixels
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``row``, ``pixels``, ``reason`` -> ``row``, ``vector``, ``reason``, ``computed``."""
+        """``row``, ``pixels``, ``reason``, ``retry`` -> ``row``, ``vector``, ``reason``, ``retry``, ``computed``."""
         import torch
 
         from .batches import Batch, to_model_input
@@ -494,4 +506,7 @@ class Embedder:
             vectors[ok[finite]] = feats[finite]
             reasons[ok[~finite]] = "non-finite embedding (model overflow)"
             computed[ok] = True
-        return {"row": rows, "vector": vectors, "reason": reasons, "computed": computed}
+        retry = np.asarray(batch["retry"], dtype=bool).copy() if "retry" in batch else np.zeros(len(rows), bool)
+        if len(ok):
+            retry[ok[~finite]] = True  # a model failure, not the file's: never cached
+        return {"row": rows, "vector": vectors, "reason": reasons, "retry": retry, "computed": computed}

@@ -9,6 +9,7 @@ metadata columns the source carried (``label``, ``filepath``, ...).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,6 +39,10 @@ class Samples:
         ``N×H×W`` or ``N×H×W×C`` uint8 pixels aligned to the rows of ``table``.
     name : str
         A short description of where the samples came from.
+    provenance : dict, optional
+        How the rows were found. Folder sources record ``root``, ``follow_links``, ``via_link``
+        (ids of the files reached through a symbolic link) and ``skipped_links`` (links left out,
+        each ``{"path", "reason"}``).
 
     Examples
     --------
@@ -47,7 +52,8 @@ class Samples:
     ['0', '1', '2']
     """
 
-    def __init__(self, table: pd.DataFrame, images: np.ndarray | None = None, name: str = ""):
+    def __init__(self, table: pd.DataFrame, images: np.ndarray | None = None, name: str = "",
+                 provenance: dict | None = None):
         if "id" not in table.columns:
             raise SourceError("a samples table needs an 'id' column")
         table = table.reset_index(drop=True).copy()
@@ -66,6 +72,7 @@ class Samples:
         self.table = table
         self.images = images
         self.name = name
+        self.provenance = dict(provenance or {})
 
     def __len__(self) -> int:
         return len(self.table)
@@ -91,7 +98,8 @@ class Samples:
         Raises
         ------
         dataexplore.images.DecodeError
-            If the file is missing or unreadable (the reason is the message).
+            If the file is missing or unreadable (the reason is the message; an I/O error is
+            ``transient``, never cached).
         """
         if self.images is not None:
             return self.images[row]
@@ -101,18 +109,18 @@ class Samples:
         try:
             with open(path, "rb") as fh:
                 return fh.read()
-        except FileNotFoundError:
-            raise DecodeError("missing file") from None
+        except FileNotFoundError:  # transient: it may be back (or its key unknown) on the next run
+            raise DecodeError("missing file", transient=True) from None
         except IsADirectoryError:
-            raise DecodeError("path is a directory") from None
+            raise DecodeError("path is a directory", transient=True) from None
         except OSError as exc:
-            raise DecodeError(f"unreadable file ({exc.strerror or exc})") from None
+            raise DecodeError(f"unreadable file ({exc.strerror or exc})", transient=True) from None
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> "Samples":
         """A new :class:`Samples` with the given rows, in the given order."""
         rows = np.asarray(rows, dtype=np.int64)
         images = None if self.images is None else self.images[rows]
-        return Samples(self.table.iloc[rows], images=images, name=self.name)
+        return Samples(self.table.iloc[rows], images=images, name=self.name, provenance=self.provenance)
 
     @classmethod
     def concat(cls, parts: Sequence["Samples"], name: str = "") -> "Samples":
@@ -134,10 +142,14 @@ class Samples:
                 raise SourceError(f"in-memory images of different shapes {sorted(shapes)} cannot be combined")
             images = np.concatenate([p.images for p in parts])
         table = pd.concat([p.table for p in parts], ignore_index=True)
-        return cls(table, images=images, name=name or " + ".join(p.name for p in parts if p.name))
+        provenance = {"kind": "concat", "parts": [p.provenance for p in parts]} if any(p.provenance for p in parts) \
+            else {}
+        return cls(table, images=images, name=name or " + ".join(p.name for p in parts if p.name),
+                   provenance=provenance)
 
 
-def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bool = True) -> Samples:
+def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bool = True,
+         follow_links: bool = False) -> Samples:
     """Turn any supported image source into :class:`Samples`.
 
     Parameters
@@ -147,6 +159,7 @@ def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bo
 
         - a folder path: every image file below it (recursive, sorted); ids are the paths
           relative to the folder; ``label`` is the parent folder name (``label_from_folder``);
+          symbolic links: see ``follow_links``;
         - a ``.csv`` / ``.parquet`` path: a table with a ``filepath`` column (relative paths
           are resolved against the table's folder);
         - ``"fashion-mnist[:train|test[:N]]"``: the first N images of that split, with labels;
@@ -159,6 +172,14 @@ def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bo
         Ids for array or path-list sources (must be unique and of the same length).
     label_from_folder : bool
         For folders: take ``label`` from each image's parent folder (when images sit in subfolders).
+    follow_links : bool
+        For folders. ``False`` (default): links to folders are not entered, and links to files are
+        kept only when the file they point at lies inside the folder; every link left out is listed
+        in ``samples.provenance["skipped_links"]`` and a warning says how many. ``True``: links are
+        followed wherever they point, each real folder is entered once (a link back to a folder
+        above cannot loop) and a file in a linked folder that was already found elsewhere is not
+        added again; links to single files always count as samples of their own. Either way
+        ``samples.provenance["via_link"]`` lists the ids of files that came through a link.
 
     Returns
     -------
@@ -192,12 +213,11 @@ def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bo
             return load_dataset(text)
         path = Path(text).expanduser()
         if path.is_dir():
-            return _from_folder(path, label_from_folder)
+            return _from_folder(path, label_from_folder, follow_links)
         if path.suffix.lower() in (".csv", ".parquet", ".pq"):
             if not path.exists():
                 raise SourceError(f"table not found: {path}")
-            frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-            return _from_frame(frame, base=path.parent, name=str(path))
+            return _from_frame(_read_table(path), base=path.parent, name=str(path))
         if not path.exists():
             raise SourceError(
                 f"source not found: {text!r} (expected a folder, a .csv/.parquet table, "
@@ -213,21 +233,107 @@ def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bo
     raise SourceError(f"unsupported source type {type(source).__name__}")
 
 
-def _from_folder(root: Path, label_from_folder: bool) -> Samples:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for fn in filenames:
-            if not fn.startswith(".") and Path(fn).suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(Path(dirpath) / fn)
-    if not files:
-        raise SourceError(f"no image files found under {root}")
-    files.sort()
-    rel = [f.relative_to(root).as_posix() for f in files]
-    table = pd.DataFrame({"id": rel, "filepath": [str(f) for f in files]})
+def _from_folder(root: Path, label_from_folder: bool, follow_links: bool = False) -> Samples:
+    found, skipped = _scan_folder(root, follow_links)
+    if not found:
+        raise SourceError(f"no image files found under {root}"
+                          + (f" ({len(skipped)} symbolic links skipped; pass follow_links=True to follow them)"
+                             if skipped else ""))
+    if skipped:
+        warnings.warn(f"{len(skipped)} symbolic link(s) under {root} were not followed (e.g. {skipped[0]['path']!r}: "
+                      f"{skipped[0]['reason']}); pass follow_links=True to follow them, "
+                      "samples.provenance['skipped_links'] lists them", UserWarning, stacklevel=3)
+    rel = [r for r, _, _ in found]
+    table = pd.DataFrame({"id": rel, "filepath": [str(root / r) for r in rel]})
     if label_from_folder and any("/" in r for r in rel):
         table["label"] = [r.rsplit("/", 2)[-2] if "/" in r else None for r in rel]
-    return Samples(table, name=str(root))
+    provenance = {"kind": "folder", "root": str(root), "follow_links": follow_links,
+                  "via_link": [r for r, _, linked in found if linked], "skipped_links": skipped}
+    return Samples(table, name=str(root), provenance=provenance)
+
+
+def _scan_folder(root: Path, follow_links: bool) -> tuple[list[tuple[str, str, bool]], list[dict]]:
+    """Image files under ``root``: (relative path, real path, reached through a link), sorted by
+    relative path; and the links left out with the reason.
+
+    Without ``follow_links`` no folder link is entered and a file link counts only when its target
+    is inside ``root``. With it, each real folder is entered once (so links to ``..`` cannot loop)
+    and a file inside a linked folder is dropped when the same real file was found already.
+    """
+    real_root = os.path.realpath(root)
+    entered = {real_root}
+    files: list[tuple[str, str, bool]] = []
+    skipped: list[dict] = []
+    stack = [(str(root), "", False)]
+    while stack:
+        folder, prefix, through_link = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:  # an unreadable folder holds nothing we can read
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{prefix}{entry.name}"
+            is_link = entry.is_symlink()
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                real = os.path.realpath(entry.path)
+                if is_link and not follow_links:
+                    skipped.append({"path": rel, "reason": "link to a folder"})
+                elif is_link and (real in entered or _is_within(os.path.realpath(folder), real)):
+                    skipped.append({"path": rel, "reason": "link to a folder already scanned or above it (a loop)"})
+                else:
+                    entered.add(real)
+                    subfolders.append((entry.path, f"{rel}/", through_link or is_link))
+                continue
+            if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            real = os.path.realpath(entry.path)
+            if is_link and not os.path.exists(real):
+                skipped.append({"path": rel, "reason": "broken link"})
+                continue
+            if is_link and not follow_links and not _is_within(real, real_root):
+                skipped.append({"path": rel, "reason": "link to a file outside the folder"})
+                continue
+            files.append((rel, real, through_link or is_link, through_link))
+        stack.extend(reversed(subfolders))
+    files.sort(key=lambda f: f[0].split("/"))  # by path components, as Path objects sort
+    # a file found inside a linked folder is dropped when the same real file is found otherwise (or
+    # earlier in a linked folder): folder links are how copies and loops arise. File links are
+    # deliberate (one image filed under two classes) and each stays a sample of its own.
+    own = {real for _, real, _, in_linked_folder in files if not in_linked_folder}
+    seen: set[str] = set()
+    out = []
+    for rel, real, linked, in_linked_folder in files:
+        if in_linked_folder and (real in own or real in seen):
+            continue
+        seen.add(real)
+        out.append((rel, real, linked))
+    return out, skipped
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether real path ``path`` is ``folder`` or lies below it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet table source, with one :class:`SourceError` for a file that cannot be read."""
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path, encoding="utf-8")
+        return pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SourceError(f"{path} is not a readable CSV file ({str(exc)[:200]})") from None
+    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+        raise SourceError(f"{path} is not a readable table ({str(exc)[:200]})") from None
 
 
 def _from_paths(paths: list[str], ids: Sequence[str] | None, name: str) -> Samples:

@@ -175,8 +175,11 @@ class Selection:
 def points_in_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """Boolean mask of the points of ``xy`` (N×2) inside ``polygon`` (P×2, closed implicitly).
 
-    Even-odd rule, vectorised over points and looped over edges, after a bounding-box filter, so a
-    lasso over a million points costs tens of milliseconds.
+    Even-odd rule: a point is inside when a ray towards +x crosses the outline an odd number of
+    times; an edge from ``a`` to ``b`` is crossed by the ray of a point at height ``y`` when
+    ``min(ay, by) <= y < max(ay, by)`` and the point lies left of the edge at that height. After a
+    bounding-box filter the candidates are sorted by ``y`` once, so each edge touches only the
+    points in its height band: a 400-vertex hand-drawn lasso costs about as much as a square.
     """
     xy = np.asarray(xy, dtype=np.float64)
     poly = np.asarray(polygon, dtype=np.float64)
@@ -187,17 +190,20 @@ def points_in_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     cand = np.flatnonzero((xy[:, 0] >= lo[0]) & (xy[:, 0] <= hi[0]) & (xy[:, 1] >= lo[1]) & (xy[:, 1] <= hi[1]))
     if not len(cand):
         return mask
+    order = np.argsort(xy[cand, 1], kind="stable")
+    cand = cand[order]
     x, y = xy[cand, 0], xy[cand, 1]
     inside = np.zeros(len(cand), dtype=bool)
-    x0, y0 = poly[:, 0], poly[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-    for ax, ay, bx, by in zip(x0, y0, x1, y1):
-        if ay == by:
-            continue
-        crosses = (ay > y) != (by > y)
-        if crosses.any():
-            xs = ax + (y - ay) * (bx - ax) / (by - ay)
-            inside ^= crosses & (x < xs)
+    ax, ay = poly[:, 0], poly[:, 1]
+    bx, by = np.roll(ax, -1), np.roll(ay, -1)
+    band_lo, band_hi = np.minimum(ay, by), np.maximum(ay, by)
+    start = np.searchsorted(y, band_lo, side="left")  # first point with y >= the edge's lower end
+    stop = np.searchsorted(y, band_hi, side="left")   # first point with y >= its upper end
+    for i in np.flatnonzero(stop > start):
+        a, b = start[i], stop[i]
+        yy = y[a:b]
+        xs = ax[i] + (yy - ay[i]) * (bx[i] - ax[i]) / (by[i] - ay[i])
+        inside[a:b] ^= x[a:b] < xs
     mask[cand] = inside
     return mask
 

@@ -13,11 +13,18 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def _signing_key_file(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("config") / "cache.key"
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own cache folder: nothing leaks between tests or into the user's cache."""
+def _isolated_cache(tmp_path_factory, monkeypatch, _signing_key_file):
+    """Every test gets its own cache folder (nothing leaks between tests or into the user's cache)
+    and the session's own key for signing cached projection models (never the user's)."""
     root = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("DATAEXPLORE_CACHE_DIR", str(root))
+    monkeypatch.setenv("DATAEXPLORE_KEY_FILE", str(_signing_key_file))
     return root
 
 

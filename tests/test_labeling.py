@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
+from dataexplore.labeling import LabelConflictWarning
 from dataexplore.errors import DataexploreError, SourceError
 from dataexplore.query import make_query
 from dataexplore.selection import as_selection
@@ -224,7 +225,9 @@ def test_bad_batches_and_labels_get_one_clear_error(emb, result, tmp_path):
     with pytest.raises(SourceError, match="neither CSV nor valid JSON"):
         dx.import_labels(tmp_path / "junk.json")
     twice = pd.DataFrame({"id": [emb.ids[1], emb.ids[1]], "label": ["Bag", "Coat"]})
-    assert dx.apply_labels(emb, twice).table["human_label"].iloc[1] == "Coat"  # the later label of an id wins
+    with pytest.warns(LabelConflictWarning, match="conflicting labels.*Bag vs Coat"):
+        applied = dx.apply_labels(emb, twice)
+    assert applied.table["human_label"].iloc[1] == "Coat"  # no times: the later row of an id wins, said aloud
     labels = pd.DataFrame({"id": ["not-a-sample"], "label": ["Bag"]})
     with pytest.raises(DataexploreError, match="not among the samples.*not-a-sample"):
         dx.apply_labels(emb, labels)

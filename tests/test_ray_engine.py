@@ -170,13 +170,15 @@ def test_missing_ray_names_the_extra(monkeypatch):
 def test_local_engine_reuses_shard_files_and_sets_bad_ones_aside(cache_dir):
     """The shard format without Ray: what a cluster wrote (here by hand) is read, damaged files are not."""
     from dataexplore.cache import content_keys, shard_dir, write_shard
+    from dataexplore.engine import failure_conditions
+    from dataexplore.images import DEFAULT_MAX_PIXELS
 
     source = "fashion-mnist:test:20"
     truth = dx.embed(source, precision="fp32", cache=False, progress=False)
     keys = content_keys(dx.load(source))[0]
     folder = shard_dir(cache_dir, truth.model["key"])
     write_shard(folder / "good.parquet", keys[:10], truth.vectors[:10], [None] * 9 + ["not an image"],
-                truth.model["key"])
+                truth.model["key"], conditions=failure_conditions(DEFAULT_MAX_PIXELS, "pil"))
     write_shard(folder / "other-model.parquet", keys[10:], truth.vectors[10:], [None] * 10, "another-model")
     (folder / "garbage.parquet").write_bytes(b"PAR1 truncated")
 
@@ -187,3 +189,6 @@ def test_local_engine_reuses_shard_files_and_sets_bad_ones_aside(cache_dir):
     assert sorted(p.name.split(".corrupt-")[0] for p in folder.iterdir()) == [
         "garbage.parquet", "good.parquet", "other-model.parquet"]
     assert [p.name for p in folder.glob("*.parquet")] == ["good.parquet"]
+    # a failure recorded under other decode conditions (here a larger pixel limit) is tried again
+    again = dx.embed(source, precision="fp32", progress=False, max_pixels=DEFAULT_MAX_PIXELS // 2)
+    assert again.stats == {"computed": 1, "cached": 19, "failed": 0}

@@ -96,7 +96,9 @@ class GroupResult:
         return f"<{type(self).__name__}: {len(self)} groups of {len(self.ids)} samples>\n{head}"
 
     def _repr_html_(self) -> str:
-        return self.groups().to_html(index=False, max_rows=30)
+        from ..htmlsafe import frame_html
+
+        return frame_html(self.groups(), caption=f"{self.title}: {len(self)} groups of {len(self.ids)} samples")
 
     def groups(self) -> pd.DataFrame:
         """The group table (a copy), one row per group, best first."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..htmlsafe import plot_text as _t
+
 
 def _go():
     from ..errors import require
@@ -15,7 +17,7 @@ def slice_rates(result, top: int = 20):
     """Error rate per failure slice with its 95 % Wilson interval, and the overall rate."""
     go = _go()
     t = result.table.head(top)
-    labels = [f"{n}: {d}" if d else n for n, d in zip(t["name"], t["description"])]
+    labels = [_t(f"{n}: {d}" if d else n) for n, d in zip(t["name"], t["description"])]
     fig = go.Figure(go.Bar(
         x=t["error_rate"], y=labels, orientation="h", name="error rate",
         error_x={"type": "data", "symmetric": False, "array": t["high"] - t["error_rate"],
@@ -36,10 +38,10 @@ def concept_bars(result, top: int = 40):
     t = result.table.head(top)
     fig = go.Figure()
     for name in result.names:
-        fig.add_trace(go.Bar(x=t[f"share_{name}"], y=t["name"], orientation="h", name=name,
+        fig.add_trace(go.Bar(x=t[f"share_{name}"], y=[_t(v) for v in t["name"]], orientation="h", name=_t(name),
                              customdata=t[f"matches_{name}"],
-                             hovertemplate="%{y}: %{customdata} images (%{x:.1%})<extra>" + name + "</extra>"))
-    fig.update_layout(title=f"Concept coverage (missing: {', '.join(result.missing()) or 'none'})",
+                             hovertemplate="%{y}: %{customdata} images (%{x:.1%})<extra>" + _t(name) + "</extra>"))
+    fig.update_layout(title=_t(f"Concept coverage (missing: {', '.join(result.missing()) or 'none'})"),
                       barmode="group", xaxis_tickformat=".0%", xaxis_title="share of images matching",
                       yaxis_autorange="reversed", height=120 + 22 * max(len(t), 1) * len(result.names),
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
@@ -50,12 +52,12 @@ def region_bars(result, top: int = 20):
     """Size of each coverage region, coloured by its mean under-coverage score."""
     go = _go()
     t = result.table.head(top)
-    labels = [f"{n}: {d}" if d else n for n, d in zip(t["name"], t["description"])]
+    labels = [_t(f"{n}: {d}" if d else n) for n, d in zip(t["name"], t["description"])]
     fig = go.Figure(go.Bar(x=t["count"], y=labels, orientation="h",
                            marker={"color": t["score"], "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                                    "colorbar": {"title": "score"}},
-                           text=t["top_labels"], hovertemplate="%{y}<br>%{x} samples<br>%{text}<extra></extra>"))
-    fig.update_layout(title=f"{result.title}: size and under-coverage score", xaxis_title="samples",
+                           text=[_t(v) for v in t["top_labels"]], hovertemplate="%{y}<br>%{x} samples<br>%{text}<extra></extra>"))
+    fig.update_layout(title=_t(f"{result.title}: size and under-coverage score"), xaxis_title="samples",
                       yaxis_autorange="reversed", height=120 + 28 * max(len(t), 1),
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
     return fig
@@ -65,7 +67,7 @@ def cluster_bars(result):
     """Size of each cluster, labelled by its name and top labels."""
     go = _go()
     t = result.table
-    fig = go.Figure(go.Bar(x=t["count"], y=t["name"], orientation="h", text=t["top_labels"],
+    fig = go.Figure(go.Bar(x=t["count"], y=[_t(v) for v in t["name"]], orientation="h", text=[_t(v) for v in t["top_labels"]],
                            hovertemplate="%{y}: %{x} samples<br>%{text}<extra></extra>"))
     fig.update_layout(title="Clusters", xaxis_title="samples", yaxis_autorange="reversed",
                       height=120 + 24 * max(len(t), 1), margin={"l": 10, "r": 10, "t": 50, "b": 40})

@@ -26,10 +26,12 @@ import pandas as pd
 from ..errors import DataexploreError, SourceError
 from . import coco, label_studio, manifest
 from .batch import LABEL_COLUMNS, LabelBatch, as_batch
+from .conflicts import LabelConflictWarning, latest_per_sample
 
 FORMATS = ("label-studio", "coco", "csv")
 
-__all__ = ["FORMATS", "LABEL_COLUMNS", "LabelBatch", "apply_labels", "as_batch", "export_labeling", "import_labels"]
+__all__ = ["FORMATS", "LABEL_COLUMNS", "LabelBatch", "LabelConflictWarning", "apply_labels", "as_batch",
+           "export_labeling", "import_labels"]
 
 
 def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-studio", *,
@@ -89,7 +91,23 @@ def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-
         elif format == "coco":
             coco.write(batch, tmp, paths, [_size(p) for p in written], root)
 
-    return replace_dir(final, fill, overwrite=overwrite, kind="labeling batch")
+    return replace_dir(final, fill, overwrite=overwrite, kind="labeling batch", check_existing=_no_labels_lost)
+
+
+def _no_labels_lost(folder: Path) -> None:
+    """Refuse to replace a batch whose ``manifest.csv`` has labels filled in: they are someone's work."""
+    path = folder / "manifest.csv"
+    if not path.is_file():
+        return
+    try:
+        table = manifest.read_csv_text(path)
+    except SourceError:
+        raise DataexploreError(f"{path} cannot be read, so dataexplore cannot tell whether it holds labels: "
+                               "refusing to replace the batch; move it away or choose another folder") from None
+    done = int((table["label"].str.strip() != "").sum()) if "label" in table.columns else 0
+    if done:
+        raise DataexploreError(f"{path} has {done} label(s) filled in: refusing to replace the batch; import them "
+                               "with dx.import_labels, move the folder away, or choose another folder")
 
 
 def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column: str = "label",
@@ -112,7 +130,15 @@ def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column
     -------
     pandas.DataFrame
         ``id``, ``label``, ``annotator``, ``annotated_at``, ``source``, ``task`` and the samples'
-        exported metadata as ``meta_*``, one row per labelled sample.
+        exported metadata as ``meta_*``, one row per labelled sample. A sample labelled more than
+        once keeps its latest annotation; disagreements are listed in ``.attrs["conflicts"]`` and
+        a :class:`~dataexplore.labeling.conflicts.LabelConflictWarning` names them.
+
+    Raises
+    ------
+    dataexplore.SourceError
+        For a file that is missing, not UTF-8, or not of the expected shape (naming the file and
+        the problem).
 
     Examples
     --------
@@ -123,12 +149,14 @@ def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column
         path = path / "manifest.csv"
     if not path.is_file():
         raise SourceError(f"labels file not found: {path}")
+    if format not in ("auto", "label-studio", "coco", "csv"):
+        raise DataexploreError(f"format must be auto, label-studio, coco or csv, got {format!r}")
     if format == "csv" or (format == "auto" and path.suffix.lower() == ".csv"):
         return _checked(manifest.read(path, label_column), path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path} is neither CSV nor valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise SourceError(f"{path} is neither CSV nor valid JSON ({str(exc)[:200]})") from None
     if format == "coco" or (format == "auto" and isinstance(doc, dict) and "annotations" in doc):
         return _checked(coco.read(doc, path), path)
     if format in ("label-studio", "auto") and isinstance(doc, list):
@@ -158,8 +186,8 @@ def apply_labels(data: Any, labels: pd.DataFrame, column: str = "human_label", *
     missing = [c for c in ("id", "label") if c not in labels.columns]
     if missing:
         raise DataexploreError(f"labels need columns {missing}: use dx.import_labels() to read them")
-    labels = labels.drop_duplicates("id", keep="last")
-    labels = labels.set_index(labels["id"].astype(str).rename(None))
+    labels = latest_per_sample(labels.assign(id=labels["id"].astype(str)), "apply_labels")
+    labels = labels.set_index(labels["id"].rename(None))
     table = samples.table.copy()
     pos = pd.Index(table["id"]).get_indexer(labels.index)
     if (pos < 0).any():
@@ -194,7 +222,8 @@ def _checked(labels: pd.DataFrame, path: Path) -> pd.DataFrame:
     if labels["id"].isna().any():
         raise SourceError(f"{path}: a labelled row has no sample id")
     labels["id"] = labels["id"].astype(str)
-    return labels.reset_index(drop=True)
+    labels["label"] = labels["label"].astype(object)
+    return latest_per_sample(labels.reset_index(drop=True), path.name)
 
 
 def _missing(value: Any) -> bool:

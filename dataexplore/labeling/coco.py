@@ -46,43 +46,65 @@ def write(batch: LabelBatch, folder: Path, paths: list[str], sizes: list[tuple[i
 
 
 def read(doc: dict, path: Path) -> pd.DataFrame:
-    """Labels from a COCO-style JSON document (the last annotation of each image wins).
+    """Labels from a COCO-style JSON document, one row per annotation (an image annotated twice is
+    resolved by :mod:`~dataexplore.labeling.conflicts`: latest wins, conflicts reported).
 
     Annotations with a ``score`` are model predictions (as in COCO result files, and as this module
-    writes pre-annotations), not labels: they are skipped.
+    writes pre-annotations), not labels: they are skipped. Anything of the wrong shape is one
+    :class:`SourceError` naming the file.
     """
     for key in ("images", "categories", "annotations"):
         if not isinstance(doc.get(key), list):
             raise SourceError(f"{path}: not a COCO file (no '{key}' list)")
-    names = {c.get("id"): str(c.get("name")) for c in doc["categories"]}
-    by_image = {img.get("id"): img for img in doc["images"]}
+        if not all(isinstance(item, dict) for item in doc[key]):
+            raise SourceError(f"{path}: every entry of '{key}' must be an object")
+    names = {_key(c.get("id")): str(c.get("name")) for c in doc["categories"]}
+    by_image = {_key(img.get("id")): img for img in doc["images"]}
     lookup = _manifest_ids(path) if any("dx_id" not in img for img in doc["images"]) else {}
-    rows = {}
+    rows = []
     for ann in doc["annotations"]:
         if "score" in ann:
             continue
-        img = by_image.get(ann.get("image_id"))
+        img = by_image.get(_key(ann.get("image_id")))
         if img is None:
-            raise SourceError(f"{path}: annotation {ann.get('id')} points at unknown image {ann.get('image_id')}")
-        if ann.get("category_id") not in names:
-            raise SourceError(f"{path}: annotation {ann.get('id')} has unknown category {ann.get('category_id')}")
-        dx_id = img.get("dx_id") or lookup.get(img.get("file_name"))
+            raise SourceError(f"{path}: annotation {ann.get('id')!r} points at unknown image {ann.get('image_id')!r}")
+        if _key(ann.get("category_id")) not in names:
+            raise SourceError(f"{path}: annotation {ann.get('id')!r} has unknown category {ann.get('category_id')!r}")
+        dx_id = img.get("dx_id") or lookup.get(_key(img.get("file_name")))
         if dx_id is None:
             raise SourceError(f"{path}: image {img.get('file_name')!r} has no dx_id and is not in manifest.csv")
-        meta = {f"meta_{k}": v for k, v in (img.get("meta") or {}).items()}
+        if isinstance(dx_id, bool) or not isinstance(dx_id, (str, int)):
+            raise SourceError(f"{path}: image {img.get('id')!r} has a dx_id that is not text")
+        meta = img.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise SourceError(f"{path}: image {img.get('id')!r} has 'meta' that is not an object")
         when = ann.get("updated_at") or ann.get("created_at") or ann.get("annotated_at")
-        rows[dx_id] = {"id": dx_id, "label": names[ann["category_id"]], "annotator": ann.get("annotator"),
-                       "annotated_at": when, "source": "coco", "task": ann.get("id"), **meta}
-    meta_cols = sorted({k for r in rows.values() for k in r if k.startswith("meta_")})
-    return pd.DataFrame(list(rows.values()), columns=["id", "label", "annotator", "annotated_at", "source", "task",
-                                                       *meta_cols])
+        if when is not None and not isinstance(when, str):
+            raise SourceError(f"{path}: annotation {ann.get('id')!r} has a time that is not text")
+        who = ann.get("annotator")
+        rows.append({"id": str(dx_id), "label": names[_key(ann["category_id"])],
+                     "annotator": None if who is None else str(who), "annotated_at": when, "source": "coco",
+                     "task": ann.get("id") if isinstance(ann.get("id"), (int, str)) else None,
+                     **{f"meta_{k}": v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
+                        for k, v in meta.items()}})
+    meta_cols = sorted({k for r in rows for k in r if k.startswith("meta_")})
+    return pd.DataFrame(rows, columns=["id", "label", "annotator", "annotated_at", "source", "task", *meta_cols])
+
+
+def _key(value):
+    """An id usable as a dict key (unhashable ids from a crafted file become text)."""
+    return value if isinstance(value, (str, int, float, type(None))) else repr(value)
 
 
 def _manifest_ids(path: Path) -> dict:
     manifest = path.parent / "manifest.csv"
     if not manifest.is_file():
         return {}
-    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    from ..io import csv_value
+    from .manifest import read_csv_text
+
+    table = read_csv_text(manifest).map(csv_value)
+    table.columns = [csv_value(c) for c in table.columns]
     if "file_name" not in table.columns or "id" not in table.columns:
         return {}
     return dict(zip(table["file_name"], table["id"]))

@@ -14,6 +14,7 @@ How Label Studio reaches the images (see the ``instructions.md`` each export wri
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ..errors import DataexploreError, SourceError
 from .batch import LABEL_COLUMNS, LabelBatch
+from .conflicts import annotation_times
 
 FROM_NAME, TO_NAME = "label", "image"
 
@@ -102,7 +104,7 @@ def _instructions(batch: LabelBatch, root: str, storage: str, url_prefix: str | 
     access = (f"Images are served from `{url_prefix}`." if url_prefix else
               "Start Label Studio so it can read the local image files:\n\n"
               "```bash\nexport LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true\n"
-              f"export LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={root}\nlabel-studio start\n```\n\n"
+              f"export LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={shlex.quote(root)}\nlabel-studio start\n```\n\n"
               f"then in the project's *Settings > Cloud Storage* add a *Local files* source storage with the absolute "
               f"path `{storage}` and leave *Sync* off: the tasks already point at the files.")
     return "\n".join([
@@ -127,23 +129,26 @@ def read(records: list, path: Path, field: str = FROM_NAME) -> pd.DataFrame:
 
     ``field`` is the ``name`` of the ``<Choices>`` control holding the class (``"label"`` in the
     configs dataexplore writes); an export whose answers are all under other names is an error
-    that lists them.
+    that lists them. Within a task the latest non-cancelled annotation counts; a sample labelled
+    in several tasks is resolved by :mod:`~dataexplore.labeling.conflicts` (latest wins, conflicts
+    reported). Anything of the wrong shape is one :class:`SourceError` naming the file and task.
     """
     rows, seen = [], set()
-    for task in records:
+    for n, task in enumerate(records):
         if not isinstance(task, dict):
-            raise SourceError(f"{path}: expected a list of Label Studio tasks")
+            raise SourceError(f"{path}: expected a list of Label Studio tasks, item {n} is a {type(task).__name__}")
+        where = f"{path}: task {task.get('id', n)!r}"
         if "annotations" in task:
-            row = _from_full(task, field, seen)
+            row = _from_full(task, field, seen, where)
         else:  # JSON-MIN: the task's data and the answers flattened into one object
-            label = task.get(field)
-            label = label.get("choices", [None])[0] if isinstance(label, dict) else label
-            row = {"id": task.get("dx_id"), "label": label, "annotator": _who(task.get("annotator")),
-                   "annotated_at": task.get("updated_at") or task.get("created_at"), "task": task.get("id"),
-                   **{k: v for k, v in task.items() if k.startswith("meta_")}}
+            label = _min_choice(task.get(field), where)
+            row = {"id": _text(task.get("dx_id"), where, "dx_id"), "label": label,
+                   "annotator": _who(task.get("annotator")),
+                   "annotated_at": _when(task.get("updated_at") or task.get("created_at"), where),
+                   "task": _scalar(task.get("id")), **_meta(task, where)}
         if row is not None and row["label"] is not None:
             if row["id"] is None:
-                raise SourceError(f"{path}: a task has no dx_id in its data; were these tasks made by dataexplore?")
+                raise SourceError(f"{where} has no dx_id in its data; were these tasks made by dataexplore?")
             rows.append(row)
     if not rows and seen - {field}:
         raise SourceError(f"{path}: no answers under the field {field!r}; the export has {sorted(seen)}: "
@@ -154,20 +159,84 @@ def read(records: list, path: Path, field: str = FROM_NAME) -> pd.DataFrame:
     return frame
 
 
-def _from_full(task: dict, field: str, seen: set) -> dict | None:
+def _from_full(task: dict, field: str, seen: set, where: str) -> dict | None:
     data = task.get("data") or {}
-    done = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-    done.sort(key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
-    for ann in reversed(done):  # the latest annotation that answers the question
-        for res in ann.get("result") or []:
-            choices = (res.get("value") or {}).get("choices")
+    annotations = task.get("annotations") or []
+    if not isinstance(data, dict) or not isinstance(annotations, list):
+        raise SourceError(f"{where}: 'data' must be an object and 'annotations' a list")
+    if not all(isinstance(a, dict) for a in annotations):
+        raise SourceError(f"{where}: every annotation must be an object")
+    done = [a for a in annotations if not a.get("was_cancelled")]
+    times = annotation_times(pd.Series([_when(a.get("updated_at") or a.get("created_at"), where) for a in done],
+                                       dtype=object))
+    # latest last; annotations without a readable time count as the oldest, file order breaks ties
+    order = sorted(range(len(done)), key=lambda i: (pd.notna(times.iloc[i]), times.iloc[i] if pd.notna(times.iloc[i])
+                                                    else pd.Timestamp(0, tz="UTC"), i))
+    for ann in (done[i] for i in reversed(order)):  # the latest annotation that answers the question
+        result = ann.get("result") or []
+        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+            raise SourceError(f"{where}: an annotation's 'result' must be a list of objects")
+        for res in result:
+            value = res.get("value") or {}
+            if not isinstance(value, dict):
+                raise SourceError(f"{where}: a result's 'value' must be an object")
+            choices = value.get("choices")
+            if choices is None:
+                continue
+            choices = _choices(choices, where)
             if choices:
-                seen.add(res.get("from_name"))
+                seen.add(str(res.get("from_name")))
             if res.get("from_name") == field and choices:
-                return {"id": data.get("dx_id"), "label": str(choices[0]), "annotator": _who(ann.get("completed_by")),
-                        "annotated_at": ann.get("updated_at") or ann.get("created_at"), "task": task.get("id"),
-                        **{k: v for k, v in data.items() if k.startswith("meta_")}}
+                return {"id": _text(data.get("dx_id"), where, "dx_id"), "label": choices[0],
+                        "annotator": _who(ann.get("completed_by")),
+                        "annotated_at": _when(ann.get("updated_at") or ann.get("created_at"), where),
+                        "task": _scalar(task.get("id")), **_meta(data, where)}
     return None
+
+
+def _choices(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise SourceError(f"{where}: 'choices' must be a list of strings, got {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def _min_choice(value, where: str) -> str | None:
+    """A JSON-MIN answer: a string, ``{"choices": [...]}`` or a list of strings."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        choices = _choices(value.get("choices", []), where)
+        return choices[0] if choices else None
+    if isinstance(value, list):
+        choices = _choices(value, where)
+        return choices[0] if choices else None
+    raise SourceError(f"{where}: a label must be text or a list of choices, got {type(value).__name__}")
+
+
+def _text(value, where: str, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise SourceError(f"{where}: {name} must be text, got {type(value).__name__}")
+    return str(value)
+
+
+def _when(value, where: str):
+    if value is None or isinstance(value, str):
+        return value
+    raise SourceError(f"{where}: an annotation time must be text, got {type(value).__name__}")
+
+
+def _scalar(value):
+    return value if value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _meta(data: dict, where: str) -> dict:
+    out = {}
+    for k, v in data.items():
+        if isinstance(k, str) and k.startswith("meta_"):
+            out[k] = v if v is None or isinstance(v, (str, int, float, bool)) else str(v)
+    return out
 
 
 def _who(value) -> str | None:

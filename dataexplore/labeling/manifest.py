@@ -12,9 +12,24 @@ from ..errors import SourceError
 from .batch import LabelBatch
 
 
+def read_csv_text(path: Path) -> pd.DataFrame:
+    """A CSV file as strings, with one clear :class:`SourceError` for a file that is not UTF-8 CSV."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise SourceError(f"{path} is not a readable CSV file ({exc})") from None
+
+
 def write(batch: LabelBatch, folder: Path, paths: list[str], document_root: str) -> None:
     """``manifest.csv``: ``id``, ``file_name`` (relative to the document root), ``image`` (absolute path),
-    ``prediction``, ``score``, an empty ``label`` column for annotators, and the metadata as ``meta_*``."""
+    ``prediction``, ``score``, an empty ``label`` column for annotators, and the metadata as ``meta_*``.
+
+    Text that a spreadsheet would run as a formula (``=...``, ``+...``, ``-...``, ``@...``) is written
+    with a leading ``'`` (:func:`dataexplore.io.csv_text`); :func:`read` removes it again."""
+    from ..io import csv_safe_frame
+
     meta = pd.DataFrame(batch.records()).drop(columns=["id"])
     table = pd.DataFrame({
         "id": batch.ids,
@@ -25,12 +40,18 @@ def write(batch: LabelBatch, folder: Path, paths: list[str], document_root: str)
         "label": "",
     })
     table = pd.concat([table, meta.add_prefix("meta_")], axis=1)
-    table.to_csv(folder / "manifest.csv", index=False)
+    csv_safe_frame(table).to_csv(folder / "manifest.csv", index=False)
 
 
 def read(path: Path, label_column: str = "label", id_column: str | None = None) -> pd.DataFrame:
-    """Labels from a CSV with an id column (``dx_id`` or ``id``) and a label column; empty labels are skipped."""
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    """Labels from a CSV with an id column (``dx_id`` or ``id``) and a label column; empty labels are skipped.
+
+    Cells protected against formula injection (a leading ``'``) are read back as written."""
+    from ..io import csv_value
+
+    table = read_csv_text(path)
+    table = table.map(csv_value)
+    table.columns = [csv_value(c) for c in table.columns]
     id_column = id_column or ("dx_id" if "dx_id" in table.columns else "id")
     for col in (id_column, label_column):
         if col not in table.columns:

@@ -183,8 +183,19 @@ class Query:
         return replace_dir(path, fill, overwrite=overwrite, kind="query")
 
 
+#: Largest vector width a saved query may hold (CLIP models use 512-1024).
+MAX_WIDTH = 16384
+#: Largest query.json read (a query's provenance and calibration take a few hundred KB at most).
+MAX_JSON_BYTES = 32 * 2**20
+
+
 def load_query(path: str | os.PathLike) -> Query:
     """Read a query folder written by :meth:`Query.save`.
+
+    A query folder may come from anyone (it is meant to be shared), so everything in it is checked
+    before use: the JSON's types and keys, the arrays' shapes and sizes (read from their headers
+    before any data is loaded), finite numbers everywhere. Anything else is one
+    :class:`~dataexplore.SourceError` naming the file and the problem; nothing is unpickled.
 
     Examples
     --------
@@ -194,29 +205,171 @@ def load_query(path: str | os.PathLike) -> Query:
     meta_path = path / "query.json"
     if not meta_path.is_file():
         raise SourceError(f"{path} is not a saved query (no query.json)")
+    if meta_path.stat().st_size > MAX_JSON_BYTES:
+        raise SourceError(f"{meta_path} is {meta_path.stat().st_size:,} bytes: too large for a query")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{meta_path} is not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise SourceError(f"{meta_path} is not valid UTF-8 JSON ({str(exc)[:200]})") from None
+    if not isinstance(meta, dict):
+        raise SourceError(f"{meta_path} must hold a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise SourceError(f"{path}: unknown query format {meta.get('format')!r} (this version reads {FORMAT})")
-    ids = (path / "ids.txt").read_text(encoding="utf-8").splitlines() if (path / "ids.txt").is_file() else []
-    if len(ids) != meta.get("n_ids", len(ids)):
-        raise SourceError(f"{path}: ids.txt has {len(ids)} ids, query.json says {meta['n_ids']}")
-    arrays = {}
-    if (path / "arrays.npz").is_file():
-        with np.load(path / "arrays.npz") as npz:
-            arrays = {k: npz[k] for k in _ARRAYS if k in npz.files}
-    probe = dict(meta.get("probe", {}))
+    check = _Checker(meta_path)
+    name = check.text(meta, "name")
+    method = check.choice(meta, "method", ("probe", "knn", "text"))
+    model = check.mapping(meta, "model", {})
+    probe = {k: v for k, v in check.mapping(meta, "probe", {}).items() if k != "coef"}  # weights: arrays.npz only
+    provenance = check.mapping(meta, "provenance", {})
+    description = check.text(meta, "description", "")
+    concepts = check.texts(meta, "concepts")
+    exemplars = check.texts(meta, "exemplars")
+    text = check.text(meta, "text", None)
+    n_ids = check.count(meta, "n_ids")
+    ids_path = path / "ids.txt"
+    try:
+        ids = ids_path.read_text(encoding="utf-8").splitlines() if ids_path.is_file() else []
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{ids_path} is not UTF-8 text ({exc.reason})") from None
+    if n_ids is not None and len(ids) != n_ids:
+        raise SourceError(f"{path}: ids.txt has {len(ids)} ids, query.json says {n_ids}")
+    arrays = _read_arrays(path / "arrays.npz", len(ids))
+    width = {a.shape[-1] for a in arrays.values()}
+    if len(width) > 1:
+        raise SourceError(f"{path / 'arrays.npz'}: its arrays have different widths {sorted(width)}")
     if "coef" in arrays:
         probe["coef"] = arrays["coef"]
-    if meta["method"] in ("probe", "knn") and "vectors" not in arrays:
+    _check_probe(probe, method, meta_path, "vectors" in arrays)
+    if method in ("probe", "knn") and "vectors" not in arrays:
         raise SourceError(f"{path}: arrays.npz with the selected vectors is missing")
-    return Query(name=meta["name"], method=meta["method"], model=meta.get("model", {}),
-                 ids=np.asarray(ids, dtype=object), vectors=arrays.get("vectors"), centroid=arrays.get("centroid"),
-                 probe=probe, description=meta.get("description", ""), concepts=meta.get("concepts", []),
-                 exemplars=meta.get("exemplars", []), text=meta.get("text"), text_vector=arrays.get("text_vector"),
-                 provenance=meta.get("provenance", {}))
+    if method == "text" and "text_vector" not in arrays:
+        raise SourceError(f"{path}: a text query needs its text_vector in arrays.npz")
+    return Query(name=name, method=method, model=model, ids=np.asarray(ids, dtype=object),
+                 vectors=arrays.get("vectors"), centroid=arrays.get("centroid"), probe=probe,
+                 description=description, concepts=concepts, exemplars=exemplars, text=text,
+                 text_vector=arrays.get("text_vector"), provenance=provenance)
+
+
+class _Checker:
+    """Type checks of a query.json's fields, each failure one SourceError naming the file and key."""
+
+    def __init__(self, where: Path):
+        self.where = where
+
+    def fail(self, key: str, want: str, got: Any) -> SourceError:
+        return SourceError(f"{self.where}: {key!r} must be {want}, got {type(got).__name__}")
+
+    def text(self, meta: dict, key: str, default: Any = ...) -> Any:
+        if key not in meta and default is not ...:
+            return default
+        value = meta.get(key)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, "text", value)
+        return value
+
+    def choice(self, meta: dict, key: str, options: tuple) -> str:
+        value = self.text(meta, key)
+        if value not in options:
+            raise SourceError(f"{self.where}: {key!r} must be one of {', '.join(options)}, got {value!r:.40}")
+        return value
+
+    def mapping(self, meta: dict, key: str, default: dict) -> dict:
+        value = meta.get(key, default)
+        if not isinstance(value, dict):
+            raise self.fail(key, "an object", value)
+        return value
+
+    def texts(self, meta: dict, key: str) -> list:
+        value = meta.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "a list of text", value)
+        return value
+
+    def count(self, meta: dict, key: str) -> int | None:
+        value = meta.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(key, "a count", value)
+        return value
+
+
+def _read_arrays(path: Path, n_ids: int) -> dict[str, np.ndarray]:
+    """The arrays of ``arrays.npz``, shapes and sizes checked from their headers before loading."""
+    import zipfile
+
+    if not path.is_file():
+        return {}
+    want = {"vectors": 2, "centroid": 1, "coef": 1, "text_vector": 1}
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+            for key, member in names.items():
+                if key not in want:
+                    continue
+                with zf.open(member) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    if version not in ((1, 0), (2, 0)):
+                        raise SourceError(f"{path}: {key} has an unsupported array format {version}")
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(fh, max_header_size=10_000)
+                if dtype.kind != "f" or dtype.itemsize > 8 or len(shape) != want[key] or fortran:
+                    raise SourceError(f"{path}: {key} must be a {want[key]}-D float array, got {dtype} {shape}")
+                rows = shape[0] if key == "vectors" else 1
+                if key == "vectors" and rows != n_ids:
+                    raise SourceError(f"{path}: {rows:,} vectors for {n_ids:,} ids in ids.txt")
+                if not 1 <= shape[-1] <= MAX_WIDTH:
+                    raise SourceError(f"{path}: {key} has width {shape[-1]:,}, expected 1 to {MAX_WIDTH:,}")
+                with zf.open(member) as fh:
+                    arr = np.lib.format.read_array(fh, allow_pickle=False)
+                arr = np.asarray(arr, np.float32)
+                if not np.isfinite(arr).all():
+                    raise SourceError(f"{path}: {key} holds NaN or infinite values")
+                out[key] = arr
+    except SourceError:
+        raise
+    except Exception as exc:  # a damaged or crafted archive: zlib, zipfile, numpy header errors alike
+        raise SourceError(f"{path} is not a readable arrays file ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return out
+
+
+def _check_probe(probe: dict, method: str, where: Path, has_vectors: bool) -> None:
+    """The probe settings a query scores with: the right kinds of numbers, all finite."""
+
+    def number(key: str, optional: bool = False) -> None:
+        value = probe.get(key)
+        if value is None and optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise SourceError(f"{where}: probe {key!r} must be a finite number, got {value!r:.40}")
+
+    if probe.get("method", method) != method:
+        raise SourceError(f"{where}: the probe's method {probe.get('method')!r} is not the query's {method!r}")
+    probe["method"] = method
+    number("threshold", optional=True)
+    if method == "probe":
+        if "coef" not in probe:
+            raise SourceError(f"{where}: a probe query needs its weights (coef in arrays.npz)")
+        number("intercept")
+    if method == "knn":
+        k = probe.get("k", 1)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise SourceError(f"{where}: probe 'k' must be a positive integer, got {k!r:.40}")
+        probe["k"] = k
+    cal = probe.get("calibration")
+    if cal is not None:
+        if not isinstance(cal, dict):
+            raise SourceError(f"{where}: probe 'calibration' must be an object")
+        xs, ys = cal.get("score", []), cal.get("precision", [])
+        ok = isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in xs + ys)
+        if not ok or list(xs) != sorted(xs):
+            raise SourceError(f"{where}: probe 'calibration' must hold two equally long lists of finite numbers, "
+                              "scores ascending")
 
 
 def make_query(selection: Any, embeddings: Any = None, *, name: str | None = None, describe: bool = True,

@@ -74,6 +74,8 @@ def score(probe: dict, vectors: np.ndarray, exemplars: np.ndarray | None = None,
     vectors = np.asarray(vectors, np.float32)
     out = np.empty(len(vectors), np.float32)
     method = probe["method"]
+    if method == "probe" and not (np.isfinite(probe["coef"]).all() and np.isfinite(probe["intercept"])):
+        raise DataexploreError("this query's probe weights are not finite numbers: it cannot rank anything")
     for start in range(0, len(vectors), block):
         v = vectors[start:start + block]
         if method == "probe":

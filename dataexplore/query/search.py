@@ -60,7 +60,9 @@ class SearchResult:
                 f"{int(self.table['match'].sum())} above the threshold, estimated precision {est}>")
 
     def _repr_html_(self) -> str:
-        return f"<p>{self.__repr__()[1:-1]}</p>" + self.table.head(20).to_html(index=False)
+        from ..htmlsafe import frame_html
+
+        return frame_html(self.table.head(20), caption=self.__repr__()[1:-1], max_rows=None)
 
     @property
     def ids(self) -> np.ndarray:
@@ -73,11 +75,14 @@ class SearchResult:
         return float(p.mean()) if len(p) and not np.isnan(p).all() else float("nan")
 
     def to_csv(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the table to CSV atomically (refuses to replace a file without ``overwrite=True``)."""
-        from ..io import atomic_write, check_writable
+        """Write the table to CSV atomically (refuses to replace a file without ``overwrite=True``).
+
+        Text that a spreadsheet would run as a formula gets a leading ``'`` (see
+        :func:`dataexplore.io.csv_text`)."""
+        from ..io import atomic_write, check_writable, csv_safe_frame
 
         path = check_writable(path, overwrite)
-        return atomic_write(path, lambda tmp: self.table.to_csv(tmp, index=False))
+        return atomic_write(path, lambda tmp: csv_safe_frame(self.table).to_csv(tmp, index=False))
 
 
 def search(query: Any, pool: Any, top: int | None = 100, *, exclude_selected: bool = True,

@@ -43,7 +43,9 @@ function combine(current: number[], add: number[], op: string): number[] {
   return Array.from(set).sort((a, b) => a - b);
 }
 
-function csvCell(v: string): string {
+function csvCell(raw: string): string {
+  // text a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading ' (OWASP)
+  const v = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
   return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 }
 
