@@ -1,29 +1,30 @@
-"""Analyses: do they find what was planted, against what a user would do on the 2-D map, and how fast.
+"""Analyses: do they find what was planted, ahead of the simple baselines, in two embedding spaces?
 
-Part 1, recovery (Fashion-MNIST embedded with ``fashion-tiny``). Each planted case is measured
-twice in the same run: with dataexplore (full embedding space) and with the baseline a user would
-otherwise reach for, the same method applied to the 2-D UMAP map they look at:
+Part 1, recovery. Every family of planted cases (``benchmarks/planted.py``: how each is built and
+what each baseline is) runs in two embedding spaces of the same real images: ``fashion-tiny``
+(the shipped CLIP) and ``pixels`` (PCA-50 of the raw pixels, L2-normalised: a space that owes
+nothing to the CLIP model); concepts need a text tower, so their second space is a second small CLIP
+trained with another seed (``--second-clip``, about 4 minutes the first time, then cached). Tool and
+baselines run in the same process on the same vectors.
 
-(a) coverage: reference = 20,000 train images with 97 % of the sandals removed, target = the
-    10,000 test images; precision/recall of the top gap region against the test sandals.
-    Baseline: the same kNN-share score computed on the 2-D map of both sets.
-(b) failures: errors planted at 60 % in a subset (one class; two neighbouring classes), 8 %
-    elsewhere, on the test set; precision/recall of the top slice against the subset.
-    Baseline: k-means (10 clusters) on the 2-D map, highest-error cluster.
-(c) concepts: with the reduced train set against the test set, is "sandal" flagged missing, and
-    what share ratio is measured.
+- failure slices, family (i) sub-cluster of one class and (ii) spanning two look-alike classes, two
+  generators each (``grown``, ``kmeans``), 6 seeds/classes: the top slice's precision and recall
+  against the planted set; a case *passes* at precision >= 0.8 and recall >= 0.8. Null: uniform 5 %
+  errors, three seeds: samples flagged.
+- coverage: a dropped class (t-shirt, pullover, coat, shirt, bag, ankle boot) and a dropped
+  sub-concept (1-3 % of a class); per-sample AUROC of the gap and the top region's precision and
+  recall. Null: a random 90 % of train.
+- concepts: each class removed from the train split, its prompt checked against the test split
+  (with labels, and without): is it flagged missing?
 
-Part 2, scale: each analysis on 10,000 and 100,000 samples (the 70,000 Fashion-MNIST images plus
-30,000 horizontally flipped train images, all embedded), in a fresh process each; peak memory is the
-growth of resident memory during the analysis (sampled every 5 ms), after the data and the text
-model are loaded. Baseline for time: scikit-learn's exact kNN
-(``NearestNeighbors(algorithm="brute", metric="cosine")``) on the same vectors, the step that
-dominates coverage.
+Part 2, scale: as before, each analysis on 10,000 and 100,000 samples in a fresh process, against
+scikit-learn's exact kNN.
 
 Run::
 
+    .venv/bin/python benchmarks/analysis.py --part recovery [--second-clip]
+    .venv/bin/python benchmarks/analysis.py --part slices   # the failure-slice grid alone
     .venv/bin/python benchmarks/analysis.py            # both parts
-    .venv/bin/python benchmarks/analysis.py --part recovery
 """
 
 from __future__ import annotations
@@ -42,107 +43,195 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+import planted  # noqa: E402  (benchmarks/planted.py)
+
+
+def spaces(second_clip: bool = False) -> dict:
+    """name -> (train Embeddings, test Embeddings, label ids train, label ids test)."""
+    import dataexplore as dx
+    from sklearn.decomposition import PCA
+
+    train, test = dx.embed("fashion-mnist:train", progress=False), dx.embed("fashion-mnist:test", progress=False)
+    ytr, yte = train.table["label_id"].to_numpy(), test.table["label_id"].to_numpy()
+    out = {"fashion-tiny": (train, test, ytr, yte)}
+    xtr = train.samples.images.reshape(len(train), -1).astype(np.float32) / 255
+    xte = test.samples.images.reshape(len(test), -1).astype(np.float32) / 255
+    pca = PCA(50, random_state=0).fit(xtr)
+
+    def unit(a):
+        return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+    out["pixels"] = (dx.Embeddings(ids=train.ids, vectors=unit(pca.transform(xtr)), rows=train.rows, samples=train.samples),
+                     dx.Embeddings(ids=test.ids, vectors=unit(pca.transform(xte)), rows=test.rows, samples=test.samples),
+                     ytr, yte)
+    if second_clip:
+        model = second_clip_model()
+        out["fashion-tiny-seed1"] = (dx.embed("fashion-mnist:train", model=model, progress=False),
+                                     dx.embed("fashion-mnist:test", model=model, progress=False), ytr, yte)
+    return out
+
+
+def second_clip_model() -> str:
+    """A second small CLIP, trained like fashion-tiny with seed 1 (once; kept in the cache)."""
+    from dataexplore.cache import cache_root
+
+    folder = cache_root() / "benchmark-models" / "fashion-tiny-seed1"
+    if not (folder / "open_clip_model.safetensors").is_file():
+        subprocess.run([sys.executable, "-m", "dataexplore.models.train_fashion_tiny", "--seed", "1", "--out",
+                        str(folder)], check=True)
+    return f"local-dir:{folder}"
 
 
 def _subset(emb, keep):
+    return emb.subset(keep)
+
+
+def _row(p, r):
+    return {"precision": p, "recall": r, "pass": bool(p >= 0.8 and r >= 0.8)}
+
+
+def slices(space: str, test, yte) -> list[dict]:
     import dataexplore as dx
+    from dataexplore.analysis.neighbors import knn
 
-    return dx.Embeddings(ids=emb.ids[keep], vectors=emb.vectors[keep], rows=emb.rows[keep], samples=emb.samples,
-                         model=emb.model)
-
-
-def _pr(found, planted) -> tuple[float, float]:
-    found, planted = set(found), set(planted)
-    hit = len(found & planted)
-    return hit / max(len(found), 1), hit / max(len(planted), 1)
-
-
-def _map_gap(xy_ref, xy_tgt, k, threshold=0.5):
-    """Baseline (a): the coverage score from kNN on 2-D map coordinates, largest flagged component."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from sklearn.neighbors import NearestNeighbors
-
-    xy = np.concatenate([xy_ref, xy_tgt])
-    n_ref = len(xy_ref)
-    _, nbrs = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy[n_ref:])
-    nbrs = nbrs[:, 1:]
-    p0 = n_ref / (len(xy) - 1)
-    score = np.clip(1 - ((nbrs < n_ref).sum(1) + p0) / ((k + 1) * p0), 0, 1)
-    flagged = score >= threshold
-    rows = np.repeat(np.arange(len(xy_tgt)), k)
-    cols = nbrs.ravel() - n_ref
-    ok = (cols >= 0) & flagged[rows] & flagged[np.clip(cols, 0, None)]
-    g = coo_matrix((np.ones(ok.sum()), (rows[ok], cols[ok])), shape=(len(xy_tgt),) * 2)
-    _, comp = connected_components(g, directed=False)
-    comp = np.where(flagged, comp, -1)
-    if not flagged.any():
-        return np.zeros(0, int)
-    sizes = np.bincount(comp[comp >= 0])
-    return np.flatnonzero(comp == int(np.argmax(sizes)))
-
-
-def _map_slice(xy, wrong):
-    """Baseline (b): k-means on the 2-D map, the cluster with the highest error rate."""
-    from sklearn.cluster import KMeans
-
-    km = KMeans(10, n_init=3, random_state=0).fit_predict(xy)
-    rates = np.bincount(km, weights=wrong) / np.bincount(km)
-    return np.flatnonzero(km == int(np.argmax(rates)))
-
-
-def recovery() -> list[dict]:
-    import dataexplore as dx
-
+    _, nbrs = knn(test.vectors, k=40)
     rows = []
-    train = dx.embed("fashion-mnist:train:20000", progress=False)
-    test = dx.embed("fashion-mnist:test", progress=False)
-    tl, sl = train.table["label"].astype(str).to_numpy(), test.table["label"].astype(str).to_numpy()
-    rng = np.random.default_rng(0)
-    ref = _subset(train, (tl != "Sandal") | (rng.random(len(tl)) < 0.03))
-    sandals = test.ids[sl == "Sandal"]
-
-    t0 = time.perf_counter()
-    cov = dx.coverage(ref, test)
-    t_cov = time.perf_counter() - t0
-    p, r = _pr(cov.group_ids(0) if len(cov) else [], sandals)
-    both = dx.Embeddings(ids=np.concatenate([ref.ids, test.ids]), vectors=np.concatenate([ref.vectors, test.vectors]))
-    t0 = time.perf_counter()
-    xy = dx.project(both, cache=False).embedding_
-    t_map = time.perf_counter() - t0
-    found = _map_gap(xy[:len(ref)], xy[len(ref):], cov.k)
-    pb, rb = _pr(test.ids[found], sandals)
-    rows.append({"case": "(a) coverage gap = the dropped class (Sandal)", "precision": p, "recall": r,
-                 "baseline_precision": pb, "baseline_recall": rb, "seconds": t_cov,
-                 "baseline_seconds": t_map, "note": f"top gap: {cov.groups().iloc[0]['description']}"})
-
-    xy_test = dx.project(test, cache=False).embedding_
-    for planted in (("Bag",), ("Sandal", "Sneaker")):
-        inside = np.isin(sl, planted)
-        wrong = np.where(inside, rng.random(len(sl)) < 0.6, rng.random(len(sl)) < 0.08)
+    for fam, gen, name, wrong, inside in planted.slice_cases(test.vectors, yte, nbrs):
         t0 = time.perf_counter()
         fs = dx.failures(test, correct=~wrong)
-        t_fs = time.perf_counter() - t0
-        p, r = _pr(fs.group_ids(0) if len(fs) else [], test.ids[inside])
-        t0 = time.perf_counter()
-        found = _map_slice(xy_test, wrong.astype(float))
-        t_b = time.perf_counter() - t0
-        pb, rb = _pr(test.ids[found], test.ids[inside])
-        rows.append({"case": f"(b) failure slice = errors planted in {' + '.join(planted)}", "precision": p,
-                     "recall": r, "baseline_precision": pb, "baseline_recall": rb, "seconds": t_fs,
-                     "baseline_seconds": t_b, "note": f"top slice {fs.groups().iloc[0]['interval']}: "
-                                                      f"{fs.groups().iloc[0]['description']}"})
-
-    t0 = time.perf_counter()
-    cc = dx.concepts(ref, ["sandal"], other=test, names=("train", "test"))
-    t_cc = time.perf_counter() - t0
-    row = cc.groups().set_index("name").loc["sandal"]
-    rows.append({"case": "(c) concept coverage flags 'sandal' missing", "precision": float("nan"),
-                 "recall": float("nan"), "baseline_precision": float("nan"), "baseline_recall": float("nan"),
-                 "seconds": t_cc, "baseline_seconds": float("nan"),
-                 "note": f"missing list {cc.missing()}; share train {row['share_train']:.2%} vs test "
-                         f"{row['share_test']:.2%} (ratio {row['ratio']:.2f})"})
+        seconds = time.perf_counter() - t0
+        graph = dx.failures(test, correct=~wrong, refine=False)
+        found = {"dataexplore": fs.members[0] if len(fs) else [],
+                 "dataexplore_graph_only": graph.members[0] if len(graph) else [],
+                 "knn_error_smoothing": planted.knn_error_smoothing(wrong, nbrs),
+                 "kmeans_cells": planted.kmeans_cells(test.vectors, wrong)}
+        for method, f in found.items():
+            rows.append({"space": space, "family": fam, "generator": gen, "case": name, "method": method,
+                         **_row(*planted.precision_recall(f, inside)),
+                         "seconds": seconds if method == "dataexplore" else np.nan})
+        print(json.dumps(rows[-4:]), flush=True)
+    for seed in range(3):
+        null = np.random.default_rng(seed).random(len(yte)) < 0.05
+        fs = dx.failures(test, correct=~null)
+        rows.append({"space": space, "family": "null", "generator": "uniform 5 %", "case": f"seed {seed}",
+                     "method": "dataexplore", "flagged": int(sum(len(m) for m in fs.members))})
+        rows.append({"space": space, "family": "null", "generator": "uniform 5 %", "case": f"seed {seed}",
+                     "method": "knn_error_smoothing", "flagged": int(len(planted.knn_error_smoothing(null, nbrs)))})
     return rows
+
+
+def coverage(space: str, train, test, ytr, yte) -> list[dict]:
+    import dataexplore as dx
+    from sklearn.metrics import roc_auc_score
+
+    cases = []
+    for c in (0, 2, 4, 6, 8, 9):
+        cases.append(("dropped class", f"class {c}", ytr != c, yte == c))
+    for c, seed in ((0, 1), (7, 3), (5, 6), (8, 7)):
+        drop, gap = planted.subconcept(train.vectors, ytr, test.vectors, yte, c, seed)
+        keep = np.ones(len(ytr), bool)
+        keep[drop] = False
+        cases.append(("dropped sub-concept", f"class {c}, {int(gap.sum())} test samples", keep, gap))
+    rng = np.random.default_rng(0)
+    null_keep = np.zeros(len(ytr), bool)
+    null_keep[rng.choice(len(ytr), int(0.9 * len(ytr)), replace=False)] = True
+    cases.append(("null", "random 90 % of train", null_keep, np.zeros(len(yte), bool)))
+    rows = []
+    for fam, name, keep, gap in cases:
+        ref = train.subset(keep)
+        t0 = time.perf_counter()
+        cov = dx.coverage(ref, test)
+        seconds = time.perf_counter() - t0
+        from dataexplore.analysis.neighbors import knn
+
+        t0 = time.perf_counter()
+        knn(test.vectors, np.concatenate([ref.vectors, test.vectors]), k=cov.k + 1)
+        knn_seconds = time.perf_counter() - t0
+        results = {"dataexplore": (cov.gap_scores.to_numpy(), cov.members),
+                   "knn_pooled_fraction": planted.knn_pooled_fraction(ref.vectors, test.vectors),
+                   "kmeans_ratio": planted.kmeans_ratio(ref.vectors, test.vectors)}
+        for method, (score, groups) in results.items():
+            p, r = planted.precision_recall(groups[0], gap) if groups and gap.any() else (0.0, 0.0)
+            rows.append({"space": space, "family": fam, "case": name, "method": method,
+                         "auroc": float(roc_auc_score(gap, score)) if gap.any() else np.nan,
+                         "precision": p, "recall": r, "regions": len(groups),
+                         "flagged": int(sum(len(g) for g in groups)),
+                         "seconds": seconds if method == "dataexplore" else np.nan,
+                         "knn_seconds": knn_seconds})
+        print(json.dumps(rows[-3]), flush=True)
+    return rows
+
+
+def concepts(space: str, train, test, ytr, yte) -> list[dict]:
+    import dataexplore as dx
+    from dataexplore.datasets import FASHION_MNIST_PHRASES
+
+    rows = []
+    for c, phrase in enumerate(FASHION_MNIST_PHRASES):
+        ref = train.subset(ytr != c)
+        for labelled in (True, False):
+            r, t = (ref, test) if labelled else (dx.Embeddings(ids=ref.ids, vectors=ref.vectors, model=ref.model),
+                                                dx.Embeddings(ids=test.ids, vectors=test.vectors, model=test.model))
+            cc = dx.concepts(r, [f"a photo of a {phrase}"], other=t, names=("train", "test"), default_vocabulary=False)
+            row = cc.groups().iloc[0]
+            rows.append({"space": space, "case": phrase, "labels": labelled, "method": "dataexplore",
+                         "missing": row["status"] == "missing", "status": row["status"],
+                         "threshold_source": row["threshold_source"]})
+        # baseline: per-concept thresholds (calibrated on labels), raw shares, ratio < 0.25
+        text = dx.analysis.vocabulary.concept_vectors(dx.analysis.vocabulary.text_model(test), [phrase])
+        other = yte != c
+        tau = float(np.quantile((test.vectors @ text.T)[other, 0], 0.98))
+        a, b = float(((ref.vectors @ text.T)[:, 0] >= tau).mean()), float(((test.vectors @ text.T)[:, 0] >= tau).mean())
+        rows.append({"space": space, "case": phrase, "labels": True, "method": "per_concept_threshold_counts",
+                     "missing": a / max(b, 1e-9) < 0.25, "status": f"ratio {a / max(b, 1e-9):.2f}"})
+    return rows
+
+
+def recovery(second_clip: bool = False, only_slices: bool = False) -> dict:
+    sp = spaces(second_clip and not only_slices)
+    out = {"slices": [], "coverage": [], "concepts": []}
+    for name in ("fashion-tiny", "pixels"):
+        train, test, ytr, yte = sp[name]
+        out["slices"] += slices(name, test, yte)
+        if not only_slices:
+            out["coverage"] += coverage(name, train, test, ytr, yte)
+    for name in [n for n in sp if n != "pixels" and not only_slices]:
+        out["concepts"] += concepts(name, *sp[name])
+    return out
+
+
+def summarise(res: dict) -> str:
+    import pandas as pd
+
+    lines = []
+    s = pd.DataFrame([r for r in res["slices"] if r["family"] != "null"])
+    lines.append("| space | family | generator | method | passes (P>=0.8 & R>=0.8) | mean precision | mean recall |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for (space, fam, gen, method), g in s.groupby(["space", "family", "generator", "method"], sort=False):
+        lines.append(f"| {space} | ({fam}) | {gen} | {method} | {int(g['pass'].sum())} / {len(g)} | "
+                     f"{g['precision'].mean():.2f} | {g['recall'].mean():.2f} |")
+    nulls = pd.DataFrame([r for r in res["slices"] if r["family"] == "null"])
+    for (space, method), g in nulls.groupby(["space", "method"], sort=False):
+        lines.append(f"| {space} | null | uniform 5 % | {method} | flagged {g['flagged'].tolist()} | | |")
+    lines.append("")
+    if not res["coverage"]:
+        return "\n".join(lines)
+    c = pd.DataFrame(res["coverage"])
+    lines.append("| space | family | method | mean AUROC | mean top-region precision | mean top-region recall | regions | seconds (kNN alone) |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for (space, fam, method), g in c.groupby(["space", "family", "method"], sort=False):
+        secs = f"{g['seconds'].mean():.1f} ({g['knn_seconds'].mean():.1f})" if method == "dataexplore" else ""
+        lines.append(f"| {space} | {fam} | {method} | {g['auroc'].mean():.3f} | {g['precision'].mean():.2f} | "
+                     f"{g['recall'].mean():.2f} | {g['regions'].tolist()} | {secs} |")
+    lines.append("")
+    k = pd.DataFrame(res["concepts"])
+    lines.append("| space | method | labels | removed classes flagged missing |")
+    lines.append("|---|---|---|---|")
+    for (space, method, labelled), g in k.groupby(["space", "method", "labels"], sort=False):
+        lines.append(f"| {space} | {method} | {'yes' if labelled else 'no'} | {int(g['missing'].sum())} / {len(g)} |")
+    return "\n".join(lines)
 
 
 def build_100k(path: Path) -> None:
@@ -245,10 +334,12 @@ def scale(sizes=(10_000, 100_000)) -> list[dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["recovery", "scale", "all"], default="all")
+    parser.add_argument("--part", choices=["recovery", "slices", "scale", "all"], default="all",
+                        help="slices: the failure-slice grid of the recovery part alone")
     parser.add_argument("--worker")
     parser.add_argument("--n", type=int)
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--second-clip", action="store_true", help="also a second small CLIP (trains once, ~4 min)")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.n, args.data)))
@@ -257,16 +348,12 @@ def main(argv=None) -> int:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, torch {torch.__version__}", flush=True)
-    if args.part in ("recovery", "all"):
-        print("| case | dataexplore precision / recall | 2-D map baseline precision / recall | seconds (ours) | note |")
-        print("|---|---|---|---|---|")
-        for r in recovery():
-            if np.isnan(r["precision"]):
-                print(f"| {r['case']} | – | – | {r['seconds']:.2f} | {r['note']} |", flush=True)
-            else:
-                print(f"| {r['case']} | **{r['precision']:.2f} / {r['recall']:.2f}** | "
-                      f"{r['baseline_precision']:.2f} / {r['baseline_recall']:.2f} | {r['seconds']:.2f} | "
-                      f"{r['note']} |", flush=True)
+    if args.part in ("recovery", "slices", "all"):
+        res = recovery(args.second_clip, only_slices=args.part == "slices")
+        out = Path(tempfile.gettempdir()) / "dataexplore-bench-recovery.json"
+        out.write_text(json.dumps(res, default=float))
+        print(summarise(res), flush=True)
+        print(f"(every case: {out})")
     if args.part in ("scale", "all"):
         results = scale()
         print("| analysis | n | seconds | peak RSS growth (MB) | vectors (MB) |")

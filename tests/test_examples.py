@@ -112,3 +112,22 @@ def test_fiftyone_notebook_round_trips_tags_map_and_labels(tmp_path, monkeypatch
     request = text_of(cell_with(cells, "dx.fiftyone.cvat_request("))
     assert request.startswith("request.view.annotate(anno_key='review_bags', backend='cvat', "
                               "label_field='ground_truth', label_type='classification', classes=['Ankle boot'")
+
+
+@pytest.mark.slow
+def test_closing_the_loop_notebook_tells_a_data_gap_from_confusion_and_improves_the_model(tmp_path, monkeypatch):
+    cells = run_notebook("closing_the_loop.ipynb", tmp_path, monkeypatch)
+    worst = next(line for line in text_of(cell_with(cells, "sandals = rest[")).splitlines() if line.startswith("worst"))
+    assert "Sandal" in worst and "under-covered in training" in worst
+    results = {}
+    for key in ("gap_result = compare", "confusion_result = compare"):
+        rows = [line.split() for line in text_of(cell_with(cells, key)).splitlines()[2:]]
+        results[key] = {r[0]: (float(r[1]), float(r[2])) for r in rows if len(r) == 3}
+    gap, confusion = results["gap_result = compare"], results["confusion_result = compare"]
+    assert gap["dataexplore"][0] - gap["none"][0] > 2 * (gap["random"][0] - gap["none"][0])  # slice gain
+    assert gap["dataexplore"][1] >= gap["none"][1]  # overall accuracy never drops
+    worst = next(line for line in text_of(cell_with(cells, "labelled = rest[:3000]")).splitlines()
+                 if line.startswith("worst"))
+    assert "| covered in training" in worst and "Sandal" not in worst
+    assert "without probabilities:" in text_of(cell_with(cells, "confusion_result = compare"))
+    assert confusion["dataexplore"][1] >= confusion["none"][1]

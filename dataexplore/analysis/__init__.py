@@ -7,11 +7,12 @@ result on a map with ``explorer.show(result)``.
 """
 
 from .clustering import Clusters, clusters
-from .concept_coverage import ConceptCoverage, calibrate_threshold, concepts
+from .concept_coverage import ConceptCoverage, concepts
+from .thresholds import ConceptThresholds, concept_thresholds
 from .gaps import Coverage, Redundancy, coverage
 from .slices import FailureSlices, failures
 from .groups import GroupResult, wilson
 from .neighbors import knn
 
 __all__ = ["Clusters", "ConceptCoverage", "Coverage", "FailureSlices", "GroupResult", "Redundancy",
-           "calibrate_threshold", "clusters", "concepts", "coverage", "failures", "knn", "wilson"]
+           "ConceptThresholds", "concept_thresholds", "clusters", "concepts", "coverage", "failures", "knn", "wilson"]

@@ -103,7 +103,7 @@ def clusters(data: Any, n_clusters: int | str = "auto", *, model: str = "fashion
     order = np.argsort(-np.bincount(assign, minlength=k), kind="stable")
     members = [np.flatnonzero(assign == c) for c in order if (assign == c).any()]
     labels = emb.table["label"] if "label" in emb.table.columns else None
-    describe = Describer(emb.vectors, text_model(emb), vocabulary(concepts, labels))
+    describe = Describer(emb.vectors, text_model(emb), vocabulary(concepts, labels), labels=labels)
     records, taken = [], set()
     for i, m in enumerate(members):
         words = describe.top(emb.vectors[m], 3)

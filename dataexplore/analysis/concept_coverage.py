@@ -1,21 +1,20 @@
 """Concept coverage: how many images show each concept, and which concepts have (almost) none.
 
 Each concept (a class name, a default visual concept, or your own prompt) becomes a CLIP text
-vector (prompt-ensembled over a few templates). An image *matches* a concept when that concept is
-its most similar one among all concepts checked (top-1) **and** the cosine similarity reaches the
-model's threshold.
+vector (prompt-ensembled over a few templates). An image *matches* a concept when its similarity
+reaches that concept's own calibrated threshold (:mod:`.thresholds`): every concept is decided on
+its own, so counts never depend on which other concepts are checked, and a prompt, its synonym and
+the class name of the same thing match the same images.
 
-The threshold is calibrated per model so that a wrong concept passes it rarely: on labelled
-images, it is the ``1 - false_match_rate`` quantile of the similarities between images and the
-class concepts that are *not* their label (:func:`calibrate_threshold`; default rate 5 %). With
-``threshold="auto"``, the model's shipped calibration is used (``fashion-tiny`` ships one,
-computed on the Fashion-MNIST train split), else a calibration on the analysed images' own labels
-when they have some, else no floor (top-1 only); :attr:`ConceptCoverage.threshold_source` says which.
+A threshold lets a known share of images *without* the concept through (its false-match rate, 2 %
+by default). Counts are therefore reported raw (``matches``) and corrected for those expected false
+matches (``excess``: ``matches - rate × images``); the status is decided on the corrected counts,
+so a class removed from the reference is "missing" even though a few look-alikes still pass its
+threshold there.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -23,9 +22,11 @@ import pandas as pd
 
 from ..errors import DataexploreError
 from .groups import GroupResult
+from .thresholds import FALSE_MATCH_RATE, ConceptThresholds, concept_thresholds, shipped_threshold  # noqa: F401
 from .vocabulary import concept_vectors, text_model, vocabulary
 
-STATUS_ORDER = ("missing", "under-represented", "rare", "covered", "over-represented", "present", "absent")
+STATUS_ORDER = ("missing", "under-represented", "rare", "covered", "over-represented", "present", "absent",
+                "unknown to the model")
 
 
 class ConceptCoverage(GroupResult):
@@ -35,16 +36,22 @@ class ConceptCoverage(GroupResult):
     ----------
     table : pandas.DataFrame
         One row per concept: ``name`` (the concept), ``description`` (the status in words),
-        ``count`` (matches in all sets), ``matches`` and ``share`` per set (``matches_<set>``,
-        ``share_<set>``), ``ratio`` (share in the first set over the second) and ``status``:
+        ``count`` (matches in all sets), per set ``matches_<set>``, ``share_<set>`` and
+        ``excess_<set>`` (matches beyond the expected false matches), ``ratio`` (corrected share in
+        the first set over the second), ``threshold``, ``threshold_source`` and ``status``:
         ``missing`` / ``under-represented`` / ``covered`` / ``over-represented`` / ``absent``
-        with two sets; ``missing`` / ``rare`` / ``present`` with one.
-    threshold : float or None
-        The similarity floor used.
+        with two sets; ``missing`` / ``rare`` / ``present`` with one; ``unknown to the model``
+        for a prompt the model was never shown to tell apart (e.g. "car" for ``fashion-tiny``).
+    thresholds : ConceptThresholds
+        Each concept's threshold, false-match rate and where it came from.
+    threshold : float
+        The median threshold (one number for a summary; each concept uses its own).
     threshold_source : str
-        ``"model"``, ``"labels"``, ``"given"`` or ``"none"``.
+        The most common source (``"labels"``, ``"model"``, ``"model-level"``, ``"given"``,
+        ``"uncalibrated"``).
     best : pandas.Series
-        The matched concept per sample (None when it matched nothing), indexed by id.
+        The concept each sample matches most clearly (highest similarity above its threshold),
+        None when it matches none, indexed by id; an image may match several (see ``members``).
     """
 
     title = "Concept coverage"
@@ -66,7 +73,7 @@ class ConceptCoverage(GroupResult):
     def to_query(self, concept: str):
         """A text :class:`~dataexplore.Query` for ``concept`` (e.g. one of :meth:`missing`), to find it in a pool.
 
-        It uses the same model and similarity threshold as this analysis.
+        It uses the same model and the concept's own similarity threshold.
 
         Examples
         --------
@@ -78,8 +85,9 @@ class ConceptCoverage(GroupResult):
 
         if concept not in set(self.table["name"]):
             raise DataexploreError(f"{concept!r} was not checked here; checked: {sorted(self.table['name'])[:20]}")
+        tau = float(self.table.set_index("name").loc[concept, "threshold"])
         return Query.from_text(phrase(concept, self.phrases), self.model["name"], self.model["pretrained"],
-                               name=concept, threshold=self.threshold)
+                               name=concept, threshold=tau)
 
     def plot(self, top: int = 40):
         """Horizontal bars of the share of each set matching each concept (plotly Figure)."""
@@ -91,7 +99,7 @@ class ConceptCoverage(GroupResult):
 def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None, *, other: Any = None,
              names: Sequence[str] = ("data", "other"), model: str = "fashion-tiny",
              threshold: float | str | None = "auto", min_count: int | None = None,
-             default_vocabulary: bool = True, false_match_rate: float = 0.05,
+             default_vocabulary: bool = True, false_match_rate: float = FALSE_MATCH_RATE,
              alpha: float = 0.05) -> ConceptCoverage:
     """Count the images of each concept, in one set or compared between two.
 
@@ -110,13 +118,17 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
     model : str
         Model for sources that still need embedding.
     threshold : float, "auto" or None
-        Cosine-similarity floor for a match (see the module docs); ``None``: top-1 only.
+        ``"auto"``: a calibrated threshold per concept (see :mod:`.thresholds`); a float: that
+        similarity for every concept; ``None``: the uncalibrated outlier rule for every concept.
     min_count : int, optional
         A concept with fewer matches is "missing" (default: 5, or 0.05 % of the set if more).
     default_vocabulary : bool
-        Also check :data:`~dataexplore.analysis.vocabulary.DEFAULT_CONCEPTS` and the class names.
+        Also check the class names and those of
+        :data:`~dataexplore.analysis.vocabulary.DEFAULT_CONCEPTS` the model knows (a model that ships
+        its vocabulary, like ``fashion-tiny``, is not asked about words it never learned);
+        ``False``: exactly the ``prompts`` given.
     false_match_rate : float
-        For calibrating on labels: the share of wrong concepts allowed above the threshold.
+        For calibrating on labels: the share of other-class images allowed above a threshold.
     alpha : float
         With two sets, a concept is only called missing, under- or over-represented when a
         one-sided binomial test says the shares differ, at this false discovery rate.
@@ -144,129 +156,86 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
     if clip is None:
         raise DataexploreError("concept coverage needs the CLIP model that made the embeddings; these "
                                "embeddings do not name one (embed with dataexplore.embed)")
-    labels = pd.concat([s.table["label"] for s in sets if "label" in s.table.columns], ignore_index=True) \
-        if any("label" in s.table.columns for s in sets) else None
+    pooled_labels = pd.concat([s.table["label"] if "label" in s.table.columns
+                               else pd.Series([None] * len(s), dtype=object) for s in sets], ignore_index=True)
+    has_labels = bool(pooled_labels.notna().any())
     phrases = {str(k): str(v) for k, v in prompts.items()} if isinstance(prompts, Mapping) else None
     if isinstance(prompts, str):
         prompts = [prompts]
-    vocab = vocabulary(list(prompts or ()), labels, default=default_vocabulary, phrases=phrases)
+    vocab = vocabulary(list(prompts or ()), pooled_labels if default_vocabulary and has_labels else None,
+                       default=default_vocabulary, phrases=phrases)
     if not vocab:
         raise DataexploreError("no concepts to check: give prompts or keep the default vocabulary")
     text = concept_vectors(clip, vocab, phrases)
-    tau, source = _threshold(threshold, clip, sets, text, vocab, false_match_rate)
-
-    best_all, ids_all, records = [], [], {}
+    pooled = np.concatenate([e.vectors for e in sets])
+    cal = concept_thresholds(clip, vocab, text, pooled, pooled_labels if has_labels else None, threshold=threshold,
+                             false_match_rate=false_match_rate, phrases=phrases)
+    # concepts you asked for are always reported; default-vocabulary ones only if the model knows them
+    asked = set(vocabulary(list(prompts or ()), pooled_labels if default_vocabulary and has_labels else None,
+                           default=False, phrases=phrases))
+    keep = np.array([c in asked or bool(k) for c, k in zip(vocab, cal.known)], bool)
+    if not keep.all():
+        vocab, text = [c for c, k in zip(vocab, keep) if k], text[keep]
+        cal = ConceptThresholds([c for c, k in zip(cal.concepts, keep) if k], cal.threshold[keep],
+                                cal.false_match_rate[keep], [x for x, k in zip(cal.source, keep) if k],
+                                cal.known[keep], cal.auroc[keep])
+    hits = cal.matches(pooled, text)
+    rate = np.nan_to_num(cal.false_match_rate, nan=0.0)
+    records, start = {}, 0
     for name, emb in zip(names, sets):
-        best = match(emb.vectors, text, tau)
-        best_all.append(best)
-        ids_all.append(emb.ids)
-        counts = np.bincount(best[best >= 0], minlength=len(vocab))
+        counts = hits[start:start + len(emb)].sum(0)
         records[f"matches_{name}"] = counts
         records[f"share_{name}"] = counts / len(emb)
+        records[f"excess_{name}"] = np.clip(counts - rate * len(emb), 0, None).round(1)
+        start += len(emb)
     floor = min_count if min_count is not None else max(5, int(0.0005 * len(sets[0])))
     table = pd.DataFrame({"name": vocab, **records})
     table["count"] = sum(table[f"matches_{n}"] for n in names)
     table["status"] = _status(table, names, floor, [len(e) for e in sets], alpha)
     if len(names) == 2:
-        a, b = table[f"share_{names[0]}"], table[f"share_{names[1]}"]
+        a = table[f"excess_{names[0]}"] / len(sets[0])
+        b = table[f"excess_{names[1]}"] / len(sets[1])
         table["ratio"] = np.where(b > 0, a / b.where(b > 0, 1), np.inf)
         table.loc[(a == 0) & (b == 0), "ratio"] = np.nan
+    table["threshold"] = np.round(cal.threshold, 4)
+    table["threshold_source"] = cal.source
+    table["known"] = cal.known
+    table.loc[~table["known"], "status"] = "unknown to the model"  # it cannot tell these; no count is meaningful
     table["description"] = [_describe(r, names) for r in table.to_dict("records")]
     order = table["status"].map({s: i for i, s in enumerate(STATUS_ORDER)})
     key = table[f"share_{names[-1]}"] if len(names) == 2 else -table[f"share_{names[0]}"]
     table = table.assign(_o=order, _k=-key).sort_values(["_o", "_k"], kind="stable").drop(columns=["_o", "_k"])
-    best = np.concatenate(best_all)
-    ids = np.concatenate(ids_all)
-    members = [np.flatnonzero(best == i) for i in table.index]
-    columns = ["name", "description", "count", "status", *records] + (["ratio"] if len(names) == 2 else [])
-    result = ConceptCoverage(ids, table[columns], members)
-    result.threshold, result.threshold_source, result.names = tau, source, names
+    ids = np.concatenate([e.ids for e in sets])
+    members = [np.flatnonzero(hits[:, i]) for i in table.index]
+    extra = [f"excess_{n}" for n in names]
+    columns = ["name", "description", "count", "status", *records.keys()] + \
+        (["ratio"] if len(names) == 2 else []) + ["threshold", "threshold_source", "known"]
+    columns = [c for c in columns if c not in extra] + extra
+    result = ConceptCoverage(ids, table[columns], members, sources=sets)
+    result.thresholds, result.names = cal, names
+    result.threshold = float(np.median(cal.threshold))
+    result.threshold_source = pd.Series(cal.source).mode().iloc[0]
     result.model, result.phrases = {"name": clip.name, "pretrained": clip.pretrained}, phrases
+    margin = np.where(hits, pooled @ text.T - cal.threshold[None, :], -np.inf) if len(vocab) else np.zeros((len(ids), 0))
+    best = margin.argmax(axis=1) if len(vocab) else np.zeros(len(ids), int)
+    matched = hits.any(axis=1)
     concept = np.asarray(vocab, dtype=object)
-    result.best = pd.Series(np.where(best >= 0, concept[np.maximum(best, 0)], None), index=pd.Index(ids, name="id"))
+    result.best = pd.Series(np.where(matched, concept[best], None), index=pd.Index(ids, name="id"))
     return result
 
 
-def match(vectors: np.ndarray, text: np.ndarray, threshold: float | None, block: int = 65536) -> np.ndarray:
-    """Index of the matched concept per image (top-1 and above ``threshold``), or -1."""
-    out = np.empty(len(vectors), np.int64)
-    for start in range(0, len(vectors), block):
-        sim = vectors[start:start + block] @ text.T
-        top = sim.argmax(axis=1)
-        ok = True if threshold is None else sim[np.arange(len(sim)), top] >= threshold
-        out[start:start + block] = np.where(ok, top, -1)
-    return out
-
-
-def calibrate_threshold(vectors: np.ndarray, labels: Sequence[Any], text: np.ndarray, concepts: Sequence[str],
-                        false_match_rate: float = 0.05) -> float:
-    """Similarity floor that only ``false_match_rate`` of (image, wrong class concept) pairs reach.
-
-    Parameters
-    ----------
-    vectors : numpy.ndarray
-        Image embeddings, ``N×D``.
-    labels : sequence
-        Class name of each image; only classes that are among ``concepts`` are used.
-    text, concepts
-        Concept text vectors and their names.
-    """
-    lookup = {c.lower(): i for i, c in enumerate(concepts)}
-    lab = pd.Series(labels).astype(str).str.lower()
-    cols = sorted({lookup[v] for v in lab.unique() if v in lookup})
-    if len(cols) < 2:
-        raise DataexploreError("calibrating a concept threshold needs labels naming at least two concepts")
-    use = lab.isin([concepts[c].lower() for c in cols]).to_numpy()
-    sim = vectors[use] @ text[cols].T
-    own = np.asarray([cols.index(lookup[v]) for v in lab[use]])
-    wrong = np.ones_like(sim, bool)
-    wrong[np.arange(len(sim)), own] = False
-    return float(np.quantile(sim[wrong], 1 - false_match_rate))
-
-
-def shipped_threshold(clip) -> float | None:
-    """The concept threshold stored with a built-in model (``metrics.json``), if any."""
-    from ..models import BUILTIN_MODELS
-
-    folder = BUILTIN_MODELS.get(getattr(clip, "name", ""))
-    if folder is None or not (folder / "metrics.json").is_file():
-        return None
-    value = json.loads((folder / "metrics.json").read_text()).get("concept_threshold", {}).get("value")
-    return None if value is None else float(value)
-
-
-def _threshold(threshold, clip, sets, text, vocab, rate) -> tuple[float | None, str]:
-    if threshold is None:
-        return None, "none"
-    if threshold != "auto":
-        if not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
-            raise DataexploreError(f"threshold must be 'auto', None or a cosine similarity in [-1, 1], got {threshold!r}")
-        return float(threshold), "given"
-    shipped = shipped_threshold(clip)
-    if shipped is not None:
-        return shipped, "model"
-    labelled = [s for s in sets if "label" in s.table.columns]
-    if labelled:
-        try:
-            vecs = np.concatenate([s.vectors for s in labelled])
-            labels = pd.concat([s.table["label"] for s in labelled], ignore_index=True)
-            return calibrate_threshold(vecs, labels, text, vocab, rate), "labels"
-        except DataexploreError:
-            pass
-    return None, "none"
-
-
 def _status(table: pd.DataFrame, names: list[str], floor: int, sizes: list[int], alpha: float) -> list[str]:
-    first = table[f"matches_{names[0]}"].to_numpy()
+    """Status per concept from the counts corrected for expected false matches (``excess_*``)."""
+    first = table[f"excess_{names[0]}"].to_numpy()
     if len(names) == 1:
-        share = table[f"share_{names[0]}"].to_numpy()
+        share = first / sizes[0]
         rare = share < 0.2 * np.median(share[first >= floor]) if (first >= floor).any() else np.zeros(len(first), bool)
         return np.where(first < floor, "missing", np.where(rare, "rare", "present")).tolist()
-    second = table[f"matches_{names[1]}"].to_numpy()
-    a, b = table[f"share_{names[0]}"].to_numpy(), table[f"share_{names[1]}"].to_numpy()
+    second = table[f"excess_{names[1]}"].to_numpy()
+    a, b = first / sizes[0], second / sizes[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(b > 0, a / np.where(b > 0, b, 1), np.inf)
-    low, high = _differ(first, second, sizes, alpha)
+    low, high = _differ(table[f"matches_{names[0]}"].to_numpy(), table[f"matches_{names[1]}"].to_numpy(), sizes, alpha)
     out = np.full(len(a), "covered", dtype=object)
     out[low & (ratio < 0.5)] = "under-represented"
     out[high & (ratio > 2)] = "over-represented"
@@ -292,5 +261,6 @@ def _differ(first, second, sizes, alpha) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _describe(row: dict, names) -> str:
-    parts = [f"{row['matches_' + n]} in {n} ({row['share_' + n]:.1%})" for n in names]
+    parts = [f"{row['matches_' + n]} in {n} ({row['share_' + n]:.1%}; {row['excess_' + n]:g} beyond false matches)"
+             for n in names]
     return f"{row['status']}: " + ", ".join(parts)

@@ -86,7 +86,7 @@ class GroupResult:
         self.members = [np.asarray(m, np.int64) for m in members]
         if len(self.table) != len(self.members):
             raise DataexploreError("a group table needs one member list per row")
-        self._sources = [e for e in sources if getattr(e, "samples", None) is not None]  # for exemplar images
+        self._sources = [e for e in sources if e is not None]  # for exemplar images and selections
 
     def __len__(self) -> int:
         return len(self.table)
@@ -128,6 +128,8 @@ class GroupResult:
         ids = list(self.table["exemplars"].iloc[pos]) if "exemplars" in self.table.columns else []
         where: dict[str, tuple] = {}
         for emb in self._sources:
+            if getattr(emb, "samples", None) is None:
+                continue
             rows = dict(zip(emb.ids, emb.rows))
             for i in ids:
                 if i in rows and i not in where:
@@ -155,13 +157,28 @@ class GroupResult:
         pos = self._position(k)
         members = self.members[pos]
         provenance = {"analysis": self.title, "group": str(self.table["name"].iloc[pos])}
-        if on is None:
-            return as_selection(self.ids, members, shape="group", provenance=provenance)
+        if on is None:  # positions in `ids`: the analysed embeddings, when they are whole, come along
+            return as_selection(self.ids, members, shape="group", provenance=provenance,
+                                embeddings=self._analysed_embeddings())
         map_ids = np.asarray(getattr(on, "ids", on), dtype=object)
         rows = pd.Index(map_ids).get_indexer(pd.Index(self.ids[members]))
         provenance.update(getattr(on, "provenance", {}) or {})
         return as_selection(map_ids, rows[rows >= 0], shape="group", provenance=provenance,
                             embeddings=getattr(on, "embeddings", None))
+
+    def _analysed_embeddings(self):
+        """The Embeddings whose ids are exactly :attr:`ids` (so a selection can become a query)."""
+        from ..embeddings import Embeddings
+
+        for emb in self._sources:
+            if isinstance(emb, Embeddings) and len(emb) == len(self.ids) and np.array_equal(emb.ids, self.ids):
+                return emb
+        if len(self._sources) > 1 and all(isinstance(e, Embeddings) for e in self._sources):
+            both = Embeddings.concat(self._sources) if len({e.model.get("weights") for e in self._sources}) == 1 \
+                else None
+            if both is not None and np.array_equal(both.ids, self.ids):
+                return both
+        return getattr(self, "embeddings", None)
 
     def _position(self, k: int | str) -> int:
         if isinstance(k, str):

@@ -1,9 +1,12 @@
 """Words for regions of the embedding space: a default concept vocabulary and text vectors.
 
 Every group an analysis finds (a coverage gap, a failure slice, a cluster) is described by the
-concepts whose CLIP text vectors best distinguish the group from the rest of the data: the score
-of a concept is the group centroid's similarity to it minus the whole set's, so "a photo of a
-shoe" names a group of shoes rather than every image that looks vaguely like a product photo.
+concepts that set it apart, in words (:class:`Describer`): an image matches a concept when it
+passes the concept's own calibrated threshold (:mod:`.thresholds`); a concept describes a group
+when the group's match rate is significantly higher than the rest's (one-sided binomial test,
+Benjamini-Hochberg over the concepts), at least 1.5 times as high, and at least a quarter of the
+group matches. Only concepts the model has been shown to tell apart are used (``known`` in
+:mod:`.thresholds`). A group that no concept sets apart gets no description rather than a guess.
 """
 
 from __future__ import annotations
@@ -73,8 +76,24 @@ def vocabulary(extra: Sequence[str] | None = None, labels: Sequence[Any] | None 
     return names
 
 
+def concept_key(concept: str, phrases: dict[str, str] | None = None) -> str:
+    """The normalised word a concept stands for ("Trouser", "trousers" and "trouser" share one).
+
+    Examples
+    --------
+    >>> concept_key("Trouser"), concept_key("trousers"), concept_key("T-shirt/top")
+    ('trouser', 'trouser', 't-shirt')
+    """
+    return _key(phrase(str(concept), phrases))
+
+
+_PROMPT_PREFIX = re.compile(r"^(?:(?:a|an|the)\s+)?(?:(?:low resolution|grayscale|small|product|close-up)\s+)?"
+                            r"(?:photo|picture|image|drawing|photograph)\s+of\s+(?:(?:a|an|the)\s+)?")
+
+
 def _key(text: str) -> str:
-    words = re.sub(r"[^a-z0-9 ]+", "", text.lower().split("/")[0]).split()
+    text = _PROMPT_PREFIX.sub("", text.strip().lower()).rstrip(" .")
+    words = re.sub(r"[^a-z0-9 -]+", "", text.lower().split("/")[0]).split()
     return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
 
 
@@ -141,30 +160,74 @@ class Describer:
     Parameters
     ----------
     vectors : numpy.ndarray
-        The background image vectors (``N×D``, normalised), e.g. all samples analysed.
+        The background image vectors (``N×D``, normalised), e.g. all samples analysed; the groups
+        described are subsets of it.
     clip : ClipModel or None
         Text model; ``None`` gives empty descriptions.
     concepts : sequence of str
-        The vocabulary.
+        The vocabulary; concepts the model cannot tell apart are left out.
+    labels : sequence, optional
+        Labels of ``vectors`` (calibrate the thresholds of the concepts they name).
+    alpha : float
+        False discovery rate over the concepts.
+
+    Examples
+    --------
+    >>> d = Describer(emb.vectors, clip, ["sandal", "sneaker", "bag"])  # doctest: +SKIP
+    >>> d(emb.vectors[sandals])  # doctest: +SKIP
+    'sandal'
     """
 
-    def __init__(self, vectors: np.ndarray, clip, concepts: Sequence[str], phrases: dict[str, str] | None = None):
-        self.concepts = list(concepts)
-        self.text = concept_vectors(clip, self.concepts, phrases) if clip is not None and self.concepts else None
-        self.background = _mean_direction(vectors)
+    def __init__(self, vectors: np.ndarray, clip, concepts: Sequence[str], phrases: dict[str, str] | None = None,
+                 labels: Sequence[Any] | None = None, alpha: float = 0.05):
+        from .thresholds import concept_thresholds
+
+        self.alpha = alpha
+        self.concepts: list[str] = []
+        self.text = None
+        if clip is None or not len(concepts) or not len(vectors):
+            return
+        text = concept_vectors(clip, list(concepts), phrases)
+        cal = concept_thresholds(clip, list(concepts), text, vectors, labels, phrases=phrases)
+        keep = np.flatnonzero(cal.known)
+        self.concepts = [list(concepts)[i] for i in keep]
+        self.text, self.threshold = text[keep], cal.threshold[keep]
+        self._rebase(vectors)
+
+    def _rebase(self, vectors: np.ndarray) -> None:
+        self.n_background = len(vectors)
+        self.background = self._counts(vectors) if self.text is not None else None
+
+    def _counts(self, vectors: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(self.concepts), np.int64)
+        for start in range(0, len(vectors), 32768):
+            out += ((vectors[start:start + 32768] @ self.text.T) >= self.threshold).sum(0)
+        return out
 
     def rebase(self, vectors: np.ndarray) -> "Describer":
-        """The same vocabulary and text vectors against another background set."""
+        """The same vocabulary and thresholds against another background set."""
         other = object.__new__(Describer)
-        other.concepts, other.text, other.background = self.concepts, self.text, _mean_direction(vectors)
+        other.__dict__.update(self.__dict__)
+        if self.text is not None:
+            other._rebase(vectors)
         return other
 
     def top(self, vectors: np.ndarray, n: int = 3) -> list[str]:
-        """The ``n`` concepts whose similarity rises most from the background to ``vectors``' mean."""
-        if self.text is None or len(vectors) == 0:
+        """Up to ``n`` concepts that set ``vectors`` (a subset of the background) apart, strongest first."""
+        if self.text is None or len(vectors) == 0 or not self.concepts:
             return []
-        lift = self.text @ (_mean_direction(vectors) - self.background)
-        return [self.concepts[i] for i in np.argsort(-lift, kind="stable")[:n]]
+        from scipy.stats import binom, false_discovery_control
+
+        m = self._counts(vectors)
+        g = len(vectors)
+        rest_n = max(self.n_background - g, 1)
+        rest = np.clip(self.background - m, 0, None) / rest_n
+        rate = m / g
+        p = binom.sf(m - 1, g, np.clip(rest, 1e-6, 1 - 1e-6))
+        q = false_discovery_control(p)
+        ok = (q <= self.alpha) & (rate >= 0.25) & (rate >= 1.5 * rest)
+        order = sorted(np.flatnonzero(ok), key=lambda i: (-(rate[i] - rest[i]), i))
+        return [self.concepts[i] for i in order[:n]]
 
     def __call__(self, vectors: np.ndarray, n: int = 3) -> str:
         return ", ".join(self.top(vectors, n))

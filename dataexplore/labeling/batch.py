@@ -109,7 +109,8 @@ def as_batch(items: Any, *, classes: Sequence[str] | None = None, predictions: A
         result (:class:`~dataexplore.query.SearchResult`), :class:`~dataexplore.Embeddings`,
         :class:`~dataexplore.Samples`, or a DataFrame with ``id`` and ``filepath``.
     classes : sequence of str, optional
-        Label choices. Default: the ``label`` values of the whole source, plus the predictions.
+        Label choices. Default: for a search result, the classes of the map its query was made on;
+        else the ``label`` values of the whole source; plus the predictions.
     predictions : str, pandas.Series or None
         Pre-annotations: a column of the items' table, a Series keyed by sample id, or one label
         for every row (e.g. a query's name). Default: the ``prediction`` column if there is one.
@@ -127,6 +128,10 @@ def as_batch(items: Any, *, classes: Sequence[str] | None = None, predictions: A
     if hasattr(items, "query") and hasattr(items, "embeddings") and hasattr(items, "table"):  # SearchResult
         query = items.query
         name = name or query.name
+        known = (getattr(query, "provenance", None) or {}).get("classes") or []
+        if classes is None and known:
+            preds_first = _predictions(items.table.reset_index(drop=True), predictions)
+            classes = sorted({*map(str, known), *map(str, preds_first.dropna())})
         description = description or query.description
         scores = items.table["probability"].where(items.table["probability"].notna(), items.table["score"])
         items = items.embeddings

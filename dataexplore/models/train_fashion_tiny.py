@@ -138,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         "class_phrases": list(CLASS_PHRASES),
     }
     if args.out.resolve() == HERE.resolve():  # the concept-match threshold of the shipped model
-        from ..analysis.calibrate import calibrate_model
+        from ..analysis.thresholds import calibrate_model
         from . import _CACHE
 
         _CACHE.clear()
-        metrics["concept_threshold"] = calibrate_model("fashion-tiny", "fashion-mnist:train")
+        metrics["concept_calibration"] = calibrate_model("fashion-tiny", "fashion-mnist:train")
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

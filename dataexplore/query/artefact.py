@@ -59,7 +59,8 @@ class Query:
         Scores at or above it count as "such an image".
     provenance : dict
         ``dataset`` (name, fingerprint, size), ``projection`` parameters, ``polygon``, ``shape``,
-        ``labels`` (label counts of the selection when known), ``created``.
+        ``labels`` (label counts of the selection when known), ``classes`` (the label classes of
+        the map it was made on: labeling exports of its search results offer them), ``created``.
 
     Examples
     --------
@@ -109,15 +110,16 @@ class Query:
         model, pretrained : str
             The CLIP model; pools are embedded with it.
         threshold : "auto", float or None
-            Cosine similarity above which an image counts as a match; ``"auto"`` uses the threshold
-            calibrated for the built-in model (see :func:`dataexplore.concepts`), else none.
+            Cosine similarity above which an image counts as a match; ``"auto"`` uses the concept's
+            calibrated threshold when the model ships one (see :mod:`dataexplore.analysis.thresholds`),
+            else the model's typical threshold, else none.
 
         Examples
         --------
         >>> q = dx.Query.from_text("sandal")  # doctest: +SKIP
         >>> q.search("fashion-mnist:train:5000", top=50)  # doctest: +SKIP
         """
-        from ..analysis.concept_coverage import shipped_threshold
+        from ..analysis.thresholds import concept_thresholds
         from ..analysis.vocabulary import concept_vectors
         from ..models import load_model
 
@@ -125,8 +127,9 @@ class Query:
             raise DataexploreError("a text query needs a non-empty text")
         clip = load_model(model, pretrained)
         vector = concept_vectors(clip, [text])[0]
-        if threshold == "auto":
-            threshold = shipped_threshold(clip)
+        if threshold == "auto":  # the concept's own shipped threshold, else the model's typical one
+            cal = concept_thresholds(clip, [text], vector[None], np.zeros((0, len(vector)), np.float32))
+            threshold = None if cal.source[0] == "uncalibrated" else float(cal.threshold[0])
         elif threshold is not None and not (isinstance(threshold, (int, float)) and -1 <= threshold <= 1):
             raise DataexploreError(f"threshold must be 'auto', None or a cosine in [-1, 1], got {threshold!r}")
         identity = dict(clip.identity, name=clip.name, pretrained=clip.pretrained, key=clip.key)
@@ -423,6 +426,8 @@ def make_query(selection: Any, embeddings: Any = None, *, name: str | None = Non
     labels = {}
     if "label" in table.columns:
         labels = {str(k): int(v) for k, v in table["label"].astype(str).value_counts().head(10).items()}
+    classes = sorted(str(c) for c in pd.unique(emb.table["label"].dropna().astype(str))) \
+        if "label" in emb.table.columns else []
     concepts = _describe(emb, positives) if describe else []
     polygon = getattr(selection, "polygon", None)
     prov = dict(getattr(selection, "provenance", {}) or {})
@@ -434,6 +439,7 @@ def make_query(selection: Any, embeddings: Any = None, *, name: str | None = Non
         "shape": getattr(selection, "shape", "ids"),
         "polygon": None if polygon is None else np.asarray(polygon, np.float64).tolist(),
         "labels": labels,
+        "classes": classes,
     }
     default_name = next(iter(labels), "query")
     return Query(name=name or default_name, method=method, model=dict(emb.model), ids=ids, vectors=positives,
@@ -448,7 +454,7 @@ def _describe(emb, positives: np.ndarray) -> list[str]:
     if clip is None:
         return []
     labels = emb.table["label"] if "label" in emb.table.columns else None
-    return Describer(emb.vectors, clip, vocabulary(None, labels)).top(positives, 5)
+    return Describer(emb.vectors, clip, vocabulary(None, labels), labels=labels).top(positives, 5)
 
 
 def _now() -> str:
