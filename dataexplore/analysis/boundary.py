@@ -31,6 +31,8 @@ HOPS = 2
 GATE_C = 1.0
 #: Most EM iterations.
 ITERATIONS = 15
+#: Most samples the gate is fitted on (a random subset of a larger neighbourhood; all are scored).
+MAX_FIT = 10_000
 
 
 def refine(vectors: np.ndarray, wrong: np.ndarray, nbrs: np.ndarray, slices: list[np.ndarray],
@@ -70,13 +72,15 @@ def _fit(vectors, wrong, nbrs, region, taken, k) -> tuple[np.ndarray, np.ndarray
         near[nbrs[near, :kk].ravel()] = True
     near &= ~taken
     idx = np.flatnonzero(near)
-    z = vectors[idx].astype(np.float64)
+    z = vectors[idx].astype(np.float32)
     z = (z - z.mean(0)) / (z.std(0) + 1e-6)
     w = wrong[idx].astype(float)
     q = np.isin(idx, region).astype(float)
     gate = LogisticRegression(C=GATE_C, max_iter=300, tol=1e-3, warm_start=True)
-    both = np.concatenate([z, z])
-    target = np.r_[np.ones(len(z)), np.zeros(len(z))]
+    fit = np.arange(len(idx)) if len(idx) <= MAX_FIT else \
+        np.sort(np.random.default_rng(0).choice(len(idx), MAX_FIT, replace=False))
+    both = np.concatenate([z[fit], z[fit]])
+    target = np.r_[np.ones(len(fit)), np.zeros(len(fit))]
     for _ in range(ITERATIONS):
         if q.sum() < 1 or (1 - q).sum() < 1:
             break
@@ -84,7 +88,7 @@ def _fit(vectors, wrong, nbrs, region, taken, k) -> tuple[np.ndarray, np.ndarray
         r_out = float(np.clip(((1 - q) * w).sum() / (1 - q).sum(), 1e-3, r_in - 1e-3)) if r_in > 2e-3 else 1e-3
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            gate.fit(both, target, sample_weight=np.r_[q, 1 - q] + 1e-6)
+            gate.fit(both, target, sample_weight=np.r_[q[fit], 1 - q[fit]] + 1e-6)
         prior = gate.predict_proba(z)[:, 1]
         inside = np.where(w > 0, r_in, 1 - r_in) * prior
         new = inside / (inside + np.where(w > 0, r_out, 1 - r_out) * (1 - prior))
