@@ -191,6 +191,20 @@ def test_a_slice_missing_from_training_says_collect_more(classifier_runs):
     picked = pd.Series(y_pool, index=pool.ids).reindex(rec.table["id"]).to_numpy()
     assert (picked == 5).mean() >= 0.8  # the query finds sandals in the pool
     assert fs.map_values("verdict").dropna().str.startswith("under-covered").any()
+    # the batch is spread over the query's matches, not the 100 most typical (and most alike) ones
+    ranked = fs.selection(0).to_query(describe=False).search(pool, top=None, progress=False).table
+    assert not set(rec.table["id"]) <= set(ranked["id"].head(100))
+    assert set(rec.table["id"]) <= set(ranked.loc[ranked["match"], "id"])
+
+    def spread(ids):
+        v = pool.subset(pool_positions(pool, ids)).vectors
+        return float(np.mean(1 - v @ v.T))
+
+    assert spread(rec.table["id"]) > 1.1 * spread(ranked["id"].head(100))
+
+
+def pool_positions(pool, ids) -> np.ndarray:
+    return pd.Series(np.arange(len(pool)), index=pool.ids).reindex(list(ids)).to_numpy()
 
 
 def test_a_covered_slice_says_the_model_confuses_these_and_recommends_uncertain_neighbours(classifier_runs):

@@ -1,8 +1,11 @@
 """What to label next for a failure slice, following its verdict (:mod:`.verdicts`).
 
 - **Under-covered** slices: the slice becomes a query (:meth:`Selection.to_query
-  <dataexplore.Selection.to_query>`) and the pool images it ranks highest are recommended: more
-  of what the training data lacks.
+  <dataexplore.Selection.to_query>`) and the batch is spread over the pool images it matches: its
+  best ``SPREAD × n`` matches are split into ``n`` k-means clusters and the match nearest each
+  centre is taken (fewer matches than ``n``: the best ``n``). The top ``n`` alone are the most
+  typical and alike; a batch spread over the matches teaches the model the variety the training
+  data lacks (on `benchmarks/loop.py` it gains more per label than the top ``n``).
 - **Covered** slices: the pool images nearest the slice (the query's top ``candidates × n``) are
   ranked by the model's margin (top probability minus the second) on them, smallest first: the
   cases the model is least sure about where it fails. Without the model's pool probabilities
@@ -20,6 +23,8 @@ from ..errors import DataexploreError
 
 #: For covered slices: how many nearest pool images per recommended one are ranked by margin.
 CANDIDATES = 30
+#: For under-covered slices: how many best matches per recommended image the batch is spread over.
+SPREAD = 10
 
 
 def recommend(result, k: int | str, pool: Any, n: int = 100, *, probabilities: Any = None,
@@ -44,9 +49,13 @@ def recommend(result, k: int | str, pool: Any, n: int = 100, *, probabilities: A
     query = result.selection(pos).to_query(name=str(row["name"]), describe=False)
     pool = _pool_embeddings(query, pool, progress=search_kwargs.pop("progress", True), **search_kwargs)
     if row["verdict"] == COLLECT:
-        found = search(query, pool, top=int(n), **search_kwargs)
-        found.table["reason"] = "like the slice: the training data lacks such images"
-        return found
+        found = search(query, pool, top=int(n) * SPREAD, **search_kwargs)
+        order = _spread(found, int(n))
+        table = found.table.iloc[order].reset_index(drop=True)
+        table["rank"] = np.arange(1, len(table) + 1)
+        table["reason"] = "like the slice: the training data lacks such images"
+        return SearchResult(query=query, table=table, embeddings=found.embeddings.subset(order),
+                            pool_size=found.pool_size, expected_matches=found.expected_matches)
     if probabilities is None:
         raise DataexploreError(f"{row['name']} is covered in training: more of the same data is unlikely to help. "
                                "Pass probabilities= (the model's class probabilities on the pool) to get the pool "
@@ -60,6 +69,21 @@ def recommend(result, k: int | str, pool: Any, n: int = 100, *, probabilities: A
     table["reason"] = "near the slice, and the model is unsure about it"
     return SearchResult(query=query, table=table, embeddings=near.embeddings.subset(order),
                         pool_size=near.pool_size, expected_matches=near.expected_matches)
+
+
+def _spread(found, n: int) -> np.ndarray:
+    """Rows of ``found`` (ranked best first) for a batch of ``n`` spread over its matches, best first."""
+    from sklearn.cluster import KMeans
+
+    table = found.table
+    matches = np.flatnonzero(table["match"].to_numpy(bool)) if "match" in table.columns else np.arange(len(table))
+    if len(matches) <= n:
+        return np.arange(min(n, len(table)))
+    vectors = found.embeddings.vectors[matches].astype(np.float32)
+    km = KMeans(n, n_init=1, random_state=0).fit(vectors)
+    dist = ((vectors - km.cluster_centers_[km.labels_]) ** 2).sum(1)
+    best = pd.Series(dist).groupby(km.labels_).idxmin().to_numpy()
+    return np.sort(matches[best])
 
 
 def _margins(probabilities: Any, near, pool) -> np.ndarray:
