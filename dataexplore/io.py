@@ -74,6 +74,26 @@ def read_parquet(path: str | os.PathLike, columns: list[str]):
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def is_missing(value: object) -> bool:
+    """Whether a cell holds no value: ``None``, ``NaN``, ``pandas.NA`` or ``NaT`` (never raises).
+
+    Examples
+    --------
+    >>> [is_missing(v) for v in (None, float("nan"), "", 0, "x")]
+    [True, True, False, False, False]
+    """
+    if value is None:
+        return True
+    import numpy as np
+    import pandas as pd
+
+    try:
+        missing = pd.isna(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(missing, (bool, np.bool_)) and bool(missing)  # an array or list is a value
+
+
 def csv_text(value: object) -> object:
     """A CSV cell that spreadsheets show as text: strings starting like a formula get a ``'`` in front.
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .errors import SourceError
 from .images import DecodeError
+from .io import is_missing
 
 #: File extensions picked up when scanning a folder.
 IMAGE_EXTENSIONS = frozenset(
@@ -62,7 +63,7 @@ class Samples:
         if images is None:
             if "filepath" not in table.columns:
                 raise SourceError("a samples table needs a 'filepath' column or in-memory images")
-            table["filepath"] = table["filepath"].map(lambda p: None if _isnull(p) else os.fspath(p))
+            table["filepath"] = table["filepath"].map(lambda p: None if is_missing(p) else os.fspath(p))
         else:
             images = _check_images(images)
             if len(images) != len(table):
@@ -349,7 +350,7 @@ def _from_frame(frame: pd.DataFrame, base: Path | None, name: str) -> Samples:
     table = frame.copy()
     if base is not None:
         table["filepath"] = [
-            p if _isnull(p) or os.path.isabs(str(p)) else str(base / str(p)) for p in table["filepath"]
+            p if is_missing(p) or os.path.isabs(str(p)) else str(base / str(p)) for p in table["filepath"]
         ]
     if "id" not in table.columns:
         table.insert(0, "id", frame["filepath"].astype(str))
@@ -401,7 +402,3 @@ def check_unique_ids(ids: pd.Series) -> None:
             f"duplicate sample id {first!r} at rows {', '.join(map(str, rows[:5]))} "
             f"({int(ids.duplicated().sum())} duplicate ids in all); ids must be unique"
         )
-
-
-def _isnull(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))

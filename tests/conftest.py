@@ -56,3 +56,17 @@ def photo_folder(tmp_path, photos) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(photos[name]).save(path)
     return tmp_path / "photos"
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> Path:
+    """One embedding cache for every module that embeds real Fashion-MNIST: an image is embedded once
+    per session, whichever module asks first."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+def recording(ex) -> list:
+    """Capture what an Explorer sends to the browser: a list of ``(content, buffers)``."""
+    sent: list = []
+    ex.send = lambda content, buffers=None: sent.append((content, buffers or []))
+    return sent

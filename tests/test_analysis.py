@@ -15,18 +15,13 @@ from dataexplore.errors import DataexploreError
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("analysis-cache")
+def test_set(embedding_cache):
+    return dx.embed("fashion-mnist:test:6000", progress=False, cache_dir=embedding_cache)
 
 
 @pytest.fixture(scope="module")
-def test_set(cache):
-    return dx.embed("fashion-mnist:test:6000", progress=False, cache_dir=cache)
-
-
-@pytest.fixture(scope="module")
-def train_set(cache):
-    return dx.embed("fashion-mnist:train:12000", progress=False, cache_dir=cache)
+def train_set(embedding_cache):
+    return dx.embed("fashion-mnist:train:12000", progress=False, cache_dir=embedding_cache)
 
 
 def labels_of(emb) -> np.ndarray:

@@ -8,15 +8,10 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
+from conftest import recording
 from dataexplore import explorer as explorer_mod
 from dataexplore.errors import DataexploreError
 from dataexplore.selection import combine, points_in_polygon
-
-
-def _recording(ex):
-    sent = []
-    ex.send = lambda content, buffers=None: sent.append((content, buffers or []))
-    return sent
 
 
 @pytest.fixture
@@ -30,7 +25,7 @@ def ex():
 
 def test_points_travel_as_binary_chunks(ex, monkeypatch):
     monkeypatch.setattr(explorer_mod, "POINT_CHUNK", 30)
-    sent = _recording(ex)
+    sent = recording(ex)
     ex._on_message(ex, {"type": "ready"}, [])
     chunks = [(c, b) for c, b in sent if c["type"] == "points"]
     assert [c["offset"] for c, _ in chunks] == [0, 30, 60, 90] and chunks[-1][0]["final"]
@@ -43,7 +38,7 @@ def test_points_travel_as_binary_chunks(ex, monkeypatch):
 def test_lasso_message_selects_exact_rows_and_notifies(ex):
     seen = []
     ex.on_select(seen.append)
-    sent = _recording(ex)
+    sent = recording(ex)
     square = [[-2, -2], [2, -2], [2, 2], [-2, 2]]
     ex._on_message(ex, {"type": "select", "shape": "lasso", "polygon": square, "op": "replace"}, [])
     assert list(ex.selection.indices) == list(range(50)) and ex.selection.ids[0] == "s0"
@@ -94,7 +89,7 @@ def test_bad_browser_messages_are_rejected_with_a_warning(ex, message, caplog):
 
 
 def test_select_from_python_save_and_list(ex):
-    sent = _recording(ex)
+    sent = recording(ex)
     sel = ex.select(["s10", "s60"])
     assert list(sel.indices) == [10, 60] and sel.shape == "ids"
     assert any(c["type"] == "selection" and c["total"] == 2 for c, _ in sent)
@@ -126,7 +121,7 @@ def test_numeric_and_categorical_colours(ex):
 @pytest.mark.parametrize("xy", [np.zeros((0, 2)), np.zeros((1, 2)), np.ones((5, 2))])
 def test_degenerate_maps(xy):
     ex = dx.Explorer(xy)
-    sent = _recording(ex)
+    sent = recording(ex)
     ex._on_message(ex, {"type": "ready"}, [])
     assert [c["final"] for c, _ in sent if c["type"] == "points"] == [True]
     ex._on_message(ex, {"type": "select", "shape": "box", "polygon": [[0, 0], [2, 0], [2, 2], [0, 2]]}, [])
@@ -146,7 +141,7 @@ def test_hover_sends_thumbnail_and_text_fields():
     s = dx.load("fashion-mnist:test:20")
     ex = dx.Explorer(np.random.default_rng(0).random((20, 2)), ids=s.ids, table=s.table, samples=s, color="label",
                      tooltip=["label_id"])
-    sent = _recording(ex)
+    sent = recording(ex)
     ex._on_message(ex, {"type": "hover", "row": 0}, [])
     content, buffers = sent[-1]
     assert content["lines"] == [["id", "test-00000"], ["label", "Ankle boot"], ["label_id", "9"]]
@@ -156,7 +151,7 @@ def test_hover_sends_thumbnail_and_text_fields():
 def test_million_points_and_a_million_selected_stay_under_the_message_cap():
     xy = np.random.default_rng(0).random((1_000_000, 2)).astype(np.float32)
     ex = dx.Explorer(xy)
-    sent = _recording(ex)
+    sent = recording(ex)
     ex._on_message(ex, {"type": "ready"}, [])
     ex._on_message(ex, {"type": "select", "shape": "box", "polygon": [[-1, -1], [2, -1], [2, 2], [-1, 2]]}, [])
     assert len(ex.selection) == 1_000_000
@@ -174,7 +169,7 @@ def test_export_messages_write_queries_and_batches_and_say_when_the_name_is_take
     out = tmp_path / "exports"
     ex = dx.explore("fashion-mnist:test:300", color="label", method="pca", export_dir=out)
     assert ex.export_dir == out
-    sent = _recording(ex)
+    sent = recording(ex)
 
     def export(name, what, overwrite=False):
         ex._on_message(ex, {"type": "export", "name": name, "what": what, "overwrite": overwrite}, [])

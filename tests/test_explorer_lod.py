@@ -8,17 +8,12 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
+from conftest import recording
 from dataexplore.errors import DataexploreError
 from dataexplore.lod import PointGrid, first_by_rank, sample_rank
 from dataexplore.selection import RowIds, points_in_polygon
 
 N, MAX, BUDGET = 20_000, 5_000, 1_000
-
-
-def _recording(ex):
-    sent = []
-    ex.send = lambda content, buffers=None: sent.append((content, buffers or []))
-    return sent
 
 
 @pytest.fixture
@@ -61,7 +56,7 @@ def _in_rect(xy, rect):
 def test_overview_is_a_bounded_stable_sample_over_a_density_of_all_points(ex, data):
     xy, table = data
     assert ex.level_of_detail and not dx.Explorer(xy[:MAX], max_points=MAX).level_of_detail
-    sent = _recording(ex)
+    sent = recording(ex)
     ex._on_message(ex, {"type": "ready", "client": "v1"}, [])
     lod = [(c, b) for c, b in sent if c["type"] == "lod"]
     assert len(lod) == 1 and lod[0][0]["total"] == N and lod[0][0]["client"] == "v1"
@@ -84,7 +79,7 @@ def test_overview_is_a_bounded_stable_sample_over_a_density_of_all_points(ex, da
 
 def test_a_view_gets_all_its_points_when_they_fit_else_a_prefix_that_keeps_what_was_shown(ex, data):
     xy, _ = data
-    sent = _recording(ex)
+    sent = recording(ex)
     ex._on_message(ex, {"type": "ready", "client": "v1"}, [])
     overview = set(_points(sent)[0].tolist())
 
@@ -134,7 +129,7 @@ def test_lasso_is_exact_over_all_points_and_comes_back_compact(ex, data):
     tangle = rng.uniform(-2, 8, (25, 2))  # self-intersecting
     on_points = xy[rng.integers(0, N, 12)]  # vertices exactly on points
     tiny = [[0.01, 0.01], [0.2, 0.02], [0.1, 0.15]]
-    sent = _recording(ex)
+    sent = recording(ex)
     for poly in (star, tangle, on_points, tiny):
         sent.clear()
         ex._on_message(ex, {"type": "select", "shape": "lasso", "polygon": np.asarray(poly).tolist()}, [])
@@ -156,7 +151,7 @@ def test_lasso_is_exact_over_all_points_and_comes_back_compact(ex, data):
 
 def test_legend_class_hover_and_colours_on_a_big_map(ex, data):
     xy, table = data
-    sent = _recording(ex)
+    sent = recording(ex)
     ex._on_message(ex, {"type": "ready", "client": "v1"}, [])
     sent.clear()
     ex._on_message(ex, {"type": "select", "shape": "class", "category": 1, "op": "replace"}, [])
@@ -206,7 +201,7 @@ def test_big_map_without_ids_makes_them_only_when_read(data):
     {"type": "view", "seq": 1, "rect": [0, 0, 1, 1], "client": ["x"]},
 ])
 def test_bad_view_messages_are_rejected(ex, message, caplog):
-    sent = _recording(ex)
+    sent = recording(ex)
     with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
         ex._on_message(ex, message, [])
         dx.Explorer(np.zeros((5, 2)))._on_message(None, {"type": "view", "seq": 1, "rect": None}, [])

@@ -20,18 +20,13 @@ import planted  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("findings-cache")
+def test_set(embedding_cache):
+    return dx.embed("fashion-mnist:test", progress=False, cache_dir=embedding_cache)
 
 
 @pytest.fixture(scope="module")
-def test_set(cache):
-    return dx.embed("fashion-mnist:test", progress=False, cache_dir=cache)
-
-
-@pytest.fixture(scope="module")
-def train_set(cache):
-    return dx.embed("fashion-mnist:train:30000", progress=False, cache_dir=cache)
+def train_set(embedding_cache):
+    return dx.embed("fashion-mnist:train:30000", progress=False, cache_dir=embedding_cache)
 
 
 @pytest.fixture(scope="module")

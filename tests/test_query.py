@@ -17,20 +17,15 @@ from dataexplore.query import load_query, make_query
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("query-cache")
-
-
-@pytest.fixture(scope="module")
-def explorer(cache):
+def explorer(embedding_cache):
     """The quickstart's map: 2000 test images, embedded, projected with UMAP, in an Explorer."""
-    return dx.explore("fashion-mnist:test:2000", progress=False, cache_dir=cache)
+    return dx.explore("fashion-mnist:test:2000", progress=False, cache_dir=embedding_cache)
 
 
 @pytest.fixture(scope="module")
-def pool(cache):
+def pool(embedding_cache):
     """A held-out pool: train images the map never saw."""
-    return dx.embed("fashion-mnist:train:5000", progress=False, cache_dir=cache)
+    return dx.embed("fashion-mnist:train:5000", progress=False, cache_dir=embedding_cache)
 
 
 def lasso(ex, label: str) -> dx.Selection:
@@ -107,8 +102,8 @@ def test_saving_never_overwrites_by_accident_and_never_leaves_half_a_query(explo
     assert load_query(path).name == "renamed"
 
 
-def test_small_selections_use_nearest_neighbours(cache):
-    emb = dx.embed("fashion-mnist:test:400", progress=False, cache_dir=cache)
+def test_small_selections_use_nearest_neighbours(embedding_cache):
+    emb = dx.embed("fashion-mnist:test:400", progress=False, cache_dir=embedding_cache)
     sneakers = emb.ids[emb.table["label"].to_numpy() == "Sneaker"][:5]
     query = make_query(sneakers, emb, name="few sneakers")
     assert query.method == "knn" and query.threshold is not None
@@ -132,8 +127,8 @@ def test_a_text_query_finds_a_concept_that_has_no_images_yet(pool, tmp_path):
     np.testing.assert_array_equal(again.search(pool, top=50).ids, result.ids)
 
 
-def test_bad_queries_and_pools_get_one_clear_error(cache):
-    emb = dx.embed("fashion-mnist:test:200", progress=False, cache_dir=cache)
+def test_bad_queries_and_pools_get_one_clear_error(embedding_cache):
+    emb = dx.embed("fashion-mnist:test:200", progress=False, cache_dir=embedding_cache)
     with pytest.raises(DataexploreError, match="selection is empty"):
         make_query([], emb)
     with pytest.raises(DataexploreError, match="does not know its embeddings"):
@@ -151,8 +146,8 @@ def test_bad_queries_and_pools_get_one_clear_error(cache):
         dx.Query.from_text("  ")
 
 
-def test_pool_metadata_never_clashes_with_result_columns(cache):
-    emb = dx.embed("fashion-mnist:test:200", progress=False, cache_dir=cache)
+def test_pool_metadata_never_clashes_with_result_columns(embedding_cache):
+    emb = dx.embed("fashion-mnist:test:200", progress=False, cache_dir=embedding_cache)
     table = emb.samples.table.assign(score=1.0, rank="x")
     pool = dx.Embeddings(ids=emb.ids, vectors=emb.vectors, rows=emb.rows, model=emb.model,
                          samples=dx.Samples(table, images=emb.samples.images))
@@ -161,7 +156,7 @@ def test_pool_metadata_never_clashes_with_result_columns(cache):
     assert {"meta_score", "meta_rank"} <= set(res.table.columns) and res.table.columns.is_unique
     with pytest.raises(DataexploreError, match="line break"):
         make_query(["a\nb"], dx.Embeddings.from_arrays(["a\nb", "c"], np.eye(2, dtype=np.float32))).save(
-            cache / "broken.dxq")
+            embedding_cache / "broken.dxq")
 
 
 def test_a_saved_query_that_is_damaged_says_so(tmp_path):

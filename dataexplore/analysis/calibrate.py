@@ -16,7 +16,41 @@ import argparse
 import json
 from pathlib import Path
 
-from .thresholds import FALSE_MATCH_RATE, calibrate_model
+import numpy as np
+
+from .thresholds import FALSE_MATCH_RATE, _from_labels
+from .vocabulary import concept_vectors, text_model, vocabulary
+from .words import concept_key
+
+
+def calibrate_model(model: str, data: str, false_match_rate: float = FALSE_MATCH_RATE) -> dict:
+    """The concept calibration of a built-in model on labelled ``data``, as ``metrics.json`` holds it.
+
+    Returns ``{"false_match_rate", "data", "model_level", "concepts": {key: {"threshold", "auroc"}}}``:
+    per class phrase, the threshold only ``false_match_rate`` of other-class images reach and the
+    AUROC of the phrase's similarity (own class vs the rest); ``model_level`` is their median.
+
+    Examples
+    --------
+    >>> cal = calibrate_model("fashion-tiny", "fashion-mnist:train")  # doctest: +SKIP
+    >>> cal["concepts"]["trouser"]  # doctest: +SKIP
+    {'threshold': 0.52, 'auroc': 0.999}
+    """
+    from ..engine import embed
+
+    emb = embed(data, model, progress=False)
+    concepts = vocabulary(None, emb.table["label"], default=False)
+    clip = text_model(emb)
+    text = concept_vectors(clip, concepts)
+    tau, fmr = np.full(len(concepts), np.nan), np.full(len(concepts), np.nan)
+    auroc, source = np.full(len(concepts), np.nan), ["uncalibrated"] * len(concepts)
+    keys = [concept_key(c) for c in concepts]
+    _from_labels(concepts, keys, text, emb.vectors, emb.table["label"], false_match_rate, None, tau, fmr, auroc, source)
+    entries = {k: {"threshold": round(float(t), 4), "auroc": round(float(a), 4)}
+               for k, t, a in zip(keys, tau, auroc) if not np.isnan(t)}
+    return {"false_match_rate": false_match_rate, "data": data,
+            "model_level": round(float(np.median([e["threshold"] for e in entries.values()])), 4),
+            "concepts": entries}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError
+from .words import concept_key
 
 #: Default share of images without a concept allowed to pass its threshold.
 FALSE_MATCH_RATE = 0.02
@@ -117,8 +118,6 @@ def concept_thresholds(clip, concepts: Sequence[str], text: np.ndarray, vectors:
     false_match_rate : float
         For label calibration.
     """
-    from .vocabulary import concept_key
-
     if not 0 < false_match_rate < 0.5:
         raise DataexploreError(f"false_match_rate must be in (0, 0.5), got {false_match_rate}")
     n_c = len(concepts)
@@ -159,8 +158,6 @@ def concept_thresholds(clip, concepts: Sequence[str], text: np.ndarray, vectors:
 
 def _from_labels(concepts, keys, text, vectors, labels, rate, phrases, tau, fmr, auroc, source) -> None:
     """Thresholds for the concepts the labels name: the (1 - rate) quantile over other-class images."""
-    from .vocabulary import concept_key
-
     lab = pd.Series(list(labels), dtype=object)
     known = lab.notna().to_numpy()
     if known.sum() < 20:
@@ -187,34 +184,3 @@ def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
 
     r = rankdata(np.concatenate([pos, neg]))
     return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def calibrate_model(model: str, data: str, false_match_rate: float = FALSE_MATCH_RATE) -> dict:
-    """The concept calibration of a built-in model on labelled ``data``, as ``metrics.json`` holds it.
-
-    Returns ``{"false_match_rate", "data", "model_level", "concepts": {key: {"threshold", "auroc"}}}``:
-    per class phrase, the threshold only ``false_match_rate`` of other-class images reach and the
-    AUROC of the phrase's similarity (own class vs the rest); ``model_level`` is their median.
-
-    Examples
-    --------
-    >>> cal = calibrate_model("fashion-tiny", "fashion-mnist:train")  # doctest: +SKIP
-    >>> cal["concepts"]["trouser"]  # doctest: +SKIP
-    {'threshold': 0.52, 'auroc': 0.999}
-    """
-    from ..engine import embed
-    from .vocabulary import concept_key, concept_vectors, text_model, vocabulary
-
-    emb = embed(data, model, progress=False)
-    concepts = vocabulary(None, emb.table["label"], default=False)
-    clip = text_model(emb)
-    text = concept_vectors(clip, concepts)
-    tau, fmr = np.full(len(concepts), np.nan), np.full(len(concepts), np.nan)
-    auroc, source = np.full(len(concepts), np.nan), ["uncalibrated"] * len(concepts)
-    keys = [concept_key(c) for c in concepts]
-    _from_labels(concepts, keys, text, emb.vectors, emb.table["label"], false_match_rate, None, tau, fmr, auroc, source)
-    entries = {k: {"threshold": round(float(t), 4), "auroc": round(float(a), 4)}
-               for k, t, a in zip(keys, tau, auroc) if not np.isnan(t)}
-    return {"false_match_rate": false_match_rate, "data": data,
-            "model_level": round(float(np.median([e["threshold"] for e in entries.values()])), 4),
-            "concepts": entries}

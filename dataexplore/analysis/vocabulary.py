@@ -11,12 +11,12 @@ group matches. Only concepts the model has been shown to tell apart are used (``
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import DataexploreError
+from .words import LABEL_PHRASES, _key, concept_key, phrase  # noqa: F401  (re-exported)
 
 #: Common visual concepts, checked besides the dataset's own class names.
 DEFAULT_CONCEPTS = (
@@ -42,21 +42,6 @@ TEMPLATES = (
 )
 
 
-def _known_phrases() -> dict[str, str]:
-    from ..datasets import FASHION_MNIST_CLASSES, FASHION_MNIST_PHRASES
-
-    return dict(zip(FASHION_MNIST_CLASSES, FASHION_MNIST_PHRASES))
-
-
-#: Plain-language phrase for dataset labels whose names are not good prompts ("T-shirt/top").
-LABEL_PHRASES = _known_phrases()
-
-
-def phrase(concept: str, phrases: dict[str, str] | None = None) -> str:
-    """What to put in the prompt for ``concept``: a given phrase, a known label phrase, or itself."""
-    return (phrases or {}).get(concept) or LABEL_PHRASES.get(concept) or concept
-
-
 def vocabulary(extra: Sequence[str] | None = None, labels: Sequence[Any] | None = None,
                default: bool = True, phrases: dict[str, str] | None = None) -> list[str]:
     """Concept names: ``extra``, then the class names in ``labels``, then :data:`DEFAULT_CONCEPTS`.
@@ -74,27 +59,6 @@ def vocabulary(extra: Sequence[str] | None = None, labels: Sequence[Any] | None 
             seen.add(key)
             names.append(name)
     return names
-
-
-def concept_key(concept: str, phrases: dict[str, str] | None = None) -> str:
-    """The normalised word a concept stands for ("Trouser", "trousers" and "trouser" share one).
-
-    Examples
-    --------
-    >>> concept_key("Trouser"), concept_key("trousers"), concept_key("T-shirt/top")
-    ('trouser', 'trouser', 't-shirt')
-    """
-    return _key(phrase(str(concept), phrases))
-
-
-_PROMPT_PREFIX = re.compile(r"^(?:(?:a|an|the)\s+)?(?:(?:low resolution|grayscale|small|product|close-up)\s+)?"
-                            r"(?:photo|picture|image|drawing|photograph)\s+of\s+(?:(?:a|an|the)\s+)?")
-
-
-def _key(text: str) -> str:
-    text = _PROMPT_PREFIX.sub("", text.strip().lower()).rstrip(" .")
-    words = re.sub(r"[^a-z0-9 -]+", "", text.lower().split("/")[0]).split()
-    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
 
 
 def _label_names(labels) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError
+from ..io import is_missing
 from ._collections import _check_collection, _check_field_name, _check_known
 
 _REQUIRED_COLUMNS = ("id", "label")
@@ -88,7 +89,7 @@ def apply_labels(collection: Any, labels: pd.DataFrame, field: str = "human_labe
 
 def _provenance_column(column: pd.Series, name: str) -> list[Any]:
     """One provenance column as plain Python values (None where missing), checked and of one type."""
-    values = [None if _missing(v) else v for v in column]
+    values = [None if is_missing(v) else v for v in column]
     present = [v for v in values if v is not None]
     if name == "annotated_at":
         return [None if v is None else _iso(v) for v in values]
@@ -117,10 +118,6 @@ def _iso(value: Any) -> str:
                                    f"got {value!r}") from None
         return value.strip()
     raise DataexploreError(f"annotated_at must be an ISO 8601 time, got {type(value).__name__}")
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value))
 
 
 def _integral(value: Any) -> bool:

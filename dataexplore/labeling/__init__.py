@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError, SourceError
+from ..io import is_missing
 from . import coco, label_studio, manifest
 from .batch import LABEL_COLUMNS, LabelBatch, as_batch
 from .conflicts import LabelConflictWarning, latest_per_sample
@@ -209,7 +210,7 @@ def apply_labels(data: Any, labels: pd.DataFrame, column: str = "human_label", *
             table[dest] = table[dest].astype(object)
         if src in labels.columns:
             values = labels[src].to_numpy(dtype=object)
-            table.loc[table.index[pos], dest] = [None if _missing(v) else (str(v) if dest != column else v)
+            table.loc[table.index[pos], dest] = [None if is_missing(v) else (str(v) if dest != column else v)
                                                  for v in values]
     out = Samples(table, images=samples.images, name=samples.name)
     if isinstance(data, Embeddings):
@@ -224,13 +225,6 @@ def _checked(labels: pd.DataFrame, path: Path) -> pd.DataFrame:
     labels["id"] = labels["id"].astype(str)
     labels["label"] = labels["label"].astype(object)
     return latest_per_sample(labels.reset_index(drop=True), path.name)
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return value is None or bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _size(path: str) -> tuple[int, int]:

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "class_phrases": list(CLASS_PHRASES),
     }
     if args.out.resolve() == HERE.resolve():  # the concept-match threshold of the shipped model
-        from ..analysis.thresholds import calibrate_model
+        from ..analysis.calibrate import calibrate_model
         from . import _CACHE
 
         _CACHE.clear()
