@@ -4,6 +4,7 @@ baselines; benchmarks/analysis.py runs the full grid), verdicts that say why, an
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -196,6 +197,22 @@ def test_a_slice_missing_from_training_says_collect_more(classifier_runs):
         return float(np.mean(1 - v @ v.T))
 
     assert spread(rec.table["id"]) > 1.1 * spread(ranked["id"].head(100))
+
+
+def test_a_large_batch_is_spread_over_every_part_of_the_matches_at_linear_cost(monkeypatch):
+    from types import SimpleNamespace
+
+    recommend = importlib.import_module("dataexplore.analysis.recommend")
+    monkeypatch.setattr(recommend, "MAX_CLUSTERS", 4)  # a batch of 40 over 4 clusters, as 2,000 over 256
+    rng = np.random.default_rng(0)
+    centres = np.eye(8, dtype=np.float32)[:4] * 5
+    part = np.repeat(np.arange(4), [200, 100, 60, 40])
+    v = centres[part] + rng.normal(size=(400, 8)).astype(np.float32)
+    found = SimpleNamespace(table=pd.DataFrame({"match": np.r_[np.ones(400, bool), np.zeros(50, bool)]}),
+                            embeddings=SimpleNamespace(vectors=np.r_[v, np.zeros((50, 8), np.float32)]))
+    rows = recommend._spread(found, 40)
+    assert len(rows) == len(set(rows)) == 40 and rows.max() < 400  # only matches, none twice
+    assert np.bincount(part[rows], minlength=4).tolist() == [20, 10, 6, 4]  # each part its share
 
 
 def pool_positions(pool, ids) -> np.ndarray:

@@ -215,6 +215,10 @@ def test_label_names_are_escaped_in_the_config(emb, tmp_path):
 def test_bad_batches_and_labels_get_one_clear_error(emb, result, tmp_path):
     with pytest.raises(DataexploreError, match="selection is empty"):
         dx.export_labeling(as_selection(emb.ids, [], embeddings=emb), tmp_path / "e")
+    stranger = as_selection(np.r_[emb.ids[:2], ["not-on-this-map"]], [0, 2], embeddings=emb)
+    with pytest.raises(DataexploreError, match="'not-on-this-map', which its embeddings do not have"):
+        dx.export_labeling(stranger, tmp_path / "e")  # never the last image in its place
+    assert not (tmp_path / "e").exists()
     with pytest.raises(DataexploreError, match="format must be one of"):
         dx.export_labeling(result, tmp_path / "e", format="yolo")
     with pytest.raises(DataexploreError, match="not among the classes"):

@@ -3,7 +3,8 @@
 - **Under-covered** slices: the slice becomes a query (:meth:`Selection.to_query
   <dataexplore.Selection.to_query>`) and the batch is spread over the pool images it matches: its
   best ``SPREAD × n`` matches are split into ``n`` k-means clusters and the match nearest each
-  centre is taken (fewer matches than ``n``: the best ``n``). The top ``n`` alone are the most
+  centre is taken (fewer matches than ``n``: the best ``n``; past ``MAX_CLUSTERS`` clusters, each
+  gives its share of the batch, nearest its centre first, so the cost grows linearly with ``n``). The top ``n`` alone are the most
   typical and alike; a batch spread over the matches teaches the model the variety the training
   data lacks (on `benchmarks/loop.py` it gains more per label than the top ``n``).
 - **Covered** slices: the pool images nearest the slice (the query's top ``candidates × n``) are
@@ -25,6 +26,8 @@ from ..errors import DataexploreError
 CANDIDATES = 30
 #: For under-covered slices: how many best matches per recommended image the batch is spread over.
 SPREAD = 10
+#: Most k-means clusters a batch is spread over (larger batches take several from each).
+MAX_CLUSTERS = 256
 
 
 def recommend(result, k: int | str, pool: Any, n: int = 100, *, probabilities: Any = None,
@@ -72,7 +75,12 @@ def recommend(result, k: int | str, pool: Any, n: int = 100, *, probabilities: A
 
 
 def _spread(found, n: int) -> np.ndarray:
-    """Rows of ``found`` (ranked best first) for a batch of ``n`` spread over its matches, best first."""
+    """Rows of ``found`` (ranked best first) for a batch of ``n`` spread over its matches, best first.
+
+    The matches are split into ``n`` k-means clusters (at most ``MAX_CLUSTERS``, so the cost grows
+    linearly with ``n``) and each cluster gives the matches nearest its centre, as many as its share
+    of the matches (largest remainder; one each when there are ``n`` clusters).
+    """
     from sklearn.cluster import KMeans
 
     table = found.table
@@ -80,10 +88,31 @@ def _spread(found, n: int) -> np.ndarray:
     if len(matches) <= n:
         return np.arange(min(n, len(table)))
     vectors = found.embeddings.vectors[matches].astype(np.float32)
-    km = KMeans(n, n_init=1, random_state=0).fit(vectors)
+    km = KMeans(min(n, MAX_CLUSTERS), n_init=1, random_state=0, max_iter=100).fit(vectors)
     dist = ((vectors - km.cluster_centers_[km.labels_]) ** 2).sum(1)
-    best = pd.Series(dist).groupby(km.labels_).idxmin().to_numpy()
-    return np.sort(matches[best])
+    quota = _quota(np.bincount(km.labels_, minlength=km.n_clusters), n)
+    order = np.lexsort((dist, km.labels_))  # by cluster, nearest the centre first
+    rank = np.empty(len(order), np.int64)
+    starts = np.r_[0, np.cumsum(np.bincount(km.labels_, minlength=km.n_clusters))[:-1]]
+    rank[order] = np.arange(len(order)) - starts[km.labels_[order]]
+    return np.sort(matches[rank < quota[km.labels_]])
+
+
+def _quota(sizes: np.ndarray, n: int) -> np.ndarray:
+    """``n`` picks shared among clusters in proportion to their sizes (largest remainder), each at most its size.
+
+    Examples
+    --------
+    >>> _quota(np.array([6, 3, 1]), 5).tolist()
+    [3, 2, 0]
+    """
+    share = sizes * n / sizes.sum()
+    out = np.minimum(np.floor(share).astype(np.int64), sizes)
+    left = n - int(out.sum())
+    room = np.flatnonzero(out < sizes)
+    extra = room[np.argsort(-(share[room] - np.floor(share[room])), kind="stable")][:left]
+    out[extra] += 1
+    return out
 
 
 def _margins(probabilities: Any, near, pool) -> np.ndarray:

@@ -143,6 +143,9 @@ def as_batch(items: Any, *, classes: Sequence[str] | None = None, predictions: A
             raise DataexploreError("this selection does not know its images: make it in dx.explore(), or export "
                                    "embeddings.subset(...) / the Samples instead")
         pos = pd.Index(emb.ids).get_indexer(pd.Index(items.ids.astype(str)))
+        if (pos < 0).any():  # never let -1 pick the last image
+            raise DataexploreError(f"the selection holds id {items.ids[pos < 0][0]!r}, which its embeddings do not "
+                                   "have: make the selection on these embeddings' map")
         items = emb.subset(pos)
     if isinstance(items, pd.DataFrame):
         items = load(items)
