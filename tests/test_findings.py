@@ -136,6 +136,26 @@ def test_every_removed_class_is_flagged_missing_with_or_without_labels(train_set
             assert cc.missing() == [f"a photo of a {phrase}"], (phrase, cc.groups())
 
 
+@pytest.mark.slow
+def test_a_model_without_calibration_or_labels_still_flags_every_removed_class(train_set, test_set, monkeypatch):
+    """A user's own CLIP ships no concept calibration; without labels the sets' tails decide."""
+    from dataexplore.analysis import thresholds
+    from dataexplore.datasets import FASHION_MNIST_PHRASES
+
+    monkeypatch.setattr(thresholds, "shipped_calibration", lambda clip: {})
+    y_tr = train_set.table["label_id"].to_numpy()
+    bare_test = dx.Embeddings(ids=test_set.ids, vectors=test_set.vectors, model=test_set.model)
+    bare_train = dx.Embeddings(ids=train_set.ids, vectors=train_set.vectors, model=train_set.model)
+    for c, phrase in enumerate(FASHION_MNIST_PHRASES):
+        keep = y_tr != c
+        ref = dx.Embeddings(ids=train_set.ids[keep], vectors=train_set.vectors[keep], model=train_set.model)
+        cc = dx.concepts(ref, [f"a photo of a {phrase}"], other=bare_test, default_vocabulary=False)
+        row = cc.groups().iloc[0]
+        assert row["status"] == "missing" and row["threshold_source"] == "uncalibrated-tail", (phrase, row.to_dict())
+        same = dx.concepts(bare_train, [f"a photo of a {phrase}"], other=bare_test, default_vocabulary=False)
+        assert same.missing() == [], (phrase, same.groups().iloc[0].to_dict())  # nothing removed: nothing missing
+
+
 def test_a_prompt_its_synonym_and_the_class_name_never_split_matches(test_set):
     def count(prompts, name):
         cc = dx.concepts(test_set, prompts, default_vocabulary=False)

@@ -11,6 +11,10 @@ by default). Counts are therefore reported raw (``matches``) and corrected for t
 matches (``excess``: ``matches - rate × images``); the status is decided on the corrected counts,
 so a class removed from the reference is "missing" even though a few look-alikes still pass its
 threshold there.
+
+A concept you ask about that has no calibration (your own CLIP, no labels) is compared by the tails
+of the two sets instead: where the images most like it come from one set far more than its share
+predicts, that is where its threshold is put (``threshold_source`` "uncalibrated-tail").
 """
 
 from __future__ import annotations
@@ -179,6 +183,8 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
         cal = ConceptThresholds([c for c, k in zip(cal.concepts, keep) if k], cal.threshold[keep],
                                 cal.false_match_rate[keep], [x for x, k in zip(cal.source, keep) if k],
                                 cal.known[keep], cal.auroc[keep])
+    if len(sets) == 2 and threshold == "auto":  # only for concepts asked about, not the default vocabulary
+        _tail_thresholds(cal, pooled, text, len(sets[0]), alpha, [c in asked for c in vocab])
     hits = cal.matches(pooled, text)
     rate = np.nan_to_num(cal.false_match_rate, nan=0.0)
     records, start = {}, 0
@@ -222,6 +228,43 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
     concept = np.asarray(vocab, dtype=object)
     result.best = pd.Series(np.where(matched, concept[best], None), index=pd.Index(ids, name="id"))
     return result
+
+
+def _tail_thresholds(cal: ConceptThresholds, pooled: np.ndarray, text: np.ndarray, n_first: int,
+                     alpha: float, asked: Sequence[bool]) -> None:
+    """Thresholds for the uncalibrated concepts of a two-set comparison, from the tails of both sets.
+
+    Without labels or a shipped calibration no threshold says whether an image shows a concept; the
+    outlier rule lands above every image for concepts with many look-alikes, or below the
+    look-alikes. What two sets can still tell is which one the images *most like* the concept come
+    from: for the ``m`` most similar images (pooled; ``m`` = 25, 50, 100, ... up to 5 % of the
+    images), the first set's count is binomial with its share of all images when both sets have the
+    concept equally. The ``m`` where that test is most significant (Bonferroni over the sizes tried)
+    sets the threshold, the similarity those ``m`` images reach, and the source becomes
+    ``"uncalibrated-tail"``; when no size differs, the outlier rule stands. Counts at such a
+    threshold compare the sets; they say nothing absolute (a concept absent from both is "covered").
+    """
+    from scipy.stats import binom
+
+    todo = [i for i, src in enumerate(cal.source) if src == "uncalibrated" and asked[i]]
+    n = len(pooled)
+    sizes = [m for m in (25 * 2 ** j for j in range(20)) if m <= max(25, 0.05 * n)]
+    if not todo or n < 2 * sizes[0] or n_first in (0, n):
+        return
+    p0 = n_first / n
+    first = np.r_[np.ones(n_first, bool), np.zeros(n - n_first, bool)]
+    top = sizes[-1]
+    for i in todo:
+        s = pooled @ text[i]
+        order = np.argpartition(-s, top - 1)[:top]
+        order = order[np.argsort(-s[order], kind="stable")]
+        counts = np.cumsum(first[order])[np.array(sizes) - 1]
+        m = np.array(sizes)
+        p = np.minimum(binom.cdf(counts, m, p0), binom.sf(counts - 1, m, p0)) * len(sizes)
+        best = int(np.argmin(p))
+        if p[best] <= alpha:
+            cal.threshold[i] = float(s[order[sizes[best] - 1]])
+            cal.source[i] = "uncalibrated-tail"
 
 
 def _status(table: pd.DataFrame, names: list[str], floor: int, sizes: list[int], alpha: float) -> list[str]:

@@ -16,7 +16,10 @@ Where each concept's threshold comes from (``ConceptThresholds.source``), best f
   calibrated on, used for other concepts;
 - ``"given"``: a threshold you passed;
 - ``"uncalibrated"``: nothing to calibrate on: the median plus three robust standard deviations of
-  the concept's similarity over the analysed images (an outlier rule), flagged as such.
+  the concept's similarity over the analysed images (an outlier rule), flagged as such;
+- ``"uncalibrated-tail"``: in a two-set comparison (:func:`dataexplore.concepts` with ``other=``),
+  a concept you asked about that has no calibration takes its threshold from the images most like
+  it in both sets, where the two sets differ most (see ``concept_coverage._tail_thresholds``).
 
 ``false_match_rate`` per concept is the share of images *without* the concept expected to pass
 (known for ``labels``/``model`` thresholds, the nominal rate for ``model-level``, unknown otherwise):
