@@ -239,10 +239,10 @@ def _tail_thresholds(cal: ConceptThresholds, pooled: np.ndarray, text: np.ndarra
     look-alikes. What two sets can still tell is which one the images *most like* the concept come
     from: for the ``m`` most similar images (pooled; ``m`` = 25, 50, 100, ... up to 5 % of the
     images), the first set's count is binomial with its share of all images when both sets have the
-    concept equally. The ``m`` where that test is most significant (Bonferroni over the sizes tried)
-    sets the threshold, the similarity those ``m`` images reach, and the source becomes
+    concept equally. The ``m`` where that two-sided test is most significant (Bonferroni over the
+    sizes tried) sets the threshold, the similarity those ``m`` images reach, and the source becomes
     ``"uncalibrated-tail"``; when no size differs, the outlier rule stands. Counts at such a
-    threshold compare the sets; they say nothing absolute (a concept absent from both is "covered").
+    threshold compare the two sets; they say nothing about how many images really show the concept.
     """
     from scipy.stats import binom
 
@@ -260,7 +260,7 @@ def _tail_thresholds(cal: ConceptThresholds, pooled: np.ndarray, text: np.ndarra
         order = order[np.argsort(-s[order], kind="stable")]
         counts = np.cumsum(first[order])[np.array(sizes) - 1]
         m = np.array(sizes)
-        p = np.minimum(binom.cdf(counts, m, p0), binom.sf(counts - 1, m, p0)) * len(sizes)
+        p = np.minimum(binom.cdf(counts, m, p0), binom.sf(counts - 1, m, p0)) * 2 * len(sizes)  # both sides
         best = int(np.argmin(p))
         if p[best] <= alpha:
             cal.threshold[i] = float(s[order[sizes[best] - 1]])
