@@ -19,6 +19,7 @@ import pandas as pd
 import traitlets
 
 from .errors import DataexploreError
+from .ids import rows_of
 from .selection import RowIds, Selection, as_selection, combine
 
 log = logging.getLogger(__name__)
@@ -247,11 +248,7 @@ class Explorer(anywidget.AnyWidget):
         elif isinstance(ids, Selection):
             rows = ids.indices
         else:
-            wanted = pd.Index([str(i) for i in ids])
-            pos = self.ids.positions(wanted) if isinstance(self.ids, RowIds) else pd.Index(self.ids).get_indexer(wanted)
-            if (pos < 0).any():
-                raise DataexploreError(f"unknown sample id {wanted[int(np.flatnonzero(pos < 0)[0])]!r}")
-            rows = pos
+            rows = rows_of(self.ids, ids, message="unknown sample id {id!r} ({count} unknown ids in all)")
         self._set_selection(self._selection(rows, shape="ids"))
         return self.selection
 
@@ -301,8 +298,8 @@ class Explorer(anywidget.AnyWidget):
         lookup = pd.Index(self.ids.astype(str))
         groups = []
         for k in range(len(table)):  # ids the map does not hold are ignored
-            rows = lookup.get_indexer(pd.Index(np.asarray(result.group_ids(k), dtype=object).astype(str)))
-            groups.append(np.unique(rows[rows >= 0]).astype(np.uint32))
+            rows = rows_of(lookup, result.group_ids(k), missing="drop")
+            groups.append(np.unique(rows).astype(np.uint32))
         if color:
             self.set_color(_aligned(result.map_values(by) if by is not None else result.map_values(), lookup),
                            no_value="grey")

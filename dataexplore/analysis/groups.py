@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError
+from ..ids import rows_of
 from ..selection import Selection, as_selection
 
 
@@ -161,9 +162,9 @@ class GroupResult:
             return as_selection(self.ids, members, shape="group", provenance=provenance,
                                 embeddings=self._analysed_embeddings())
         map_ids = np.asarray(getattr(on, "ids", on), dtype=object)
-        rows = pd.Index(map_ids).get_indexer(pd.Index(self.ids[members]))
+        rows = rows_of(map_ids, self.ids[members], missing="drop")
         provenance.update(getattr(on, "provenance", {}) or {})
-        return as_selection(map_ids, rows[rows >= 0], shape="group", provenance=provenance,
+        return as_selection(map_ids, rows, shape="group", provenance=provenance,
                             embeddings=getattr(on, "embeddings", None))
 
     def _analysed_embeddings(self):

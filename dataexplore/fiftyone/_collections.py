@@ -7,6 +7,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..errors import DataexploreError, require
+from ..ids import rows_of
 
 INSTALL = "dataexplore[fiftyone]"
 #: Where dataexplore keeps its records in ``dataset.info``.
@@ -40,11 +41,8 @@ def _check_field_name(name: Any, what: str) -> None:
 
 def _check_known(ids: list[str], collection_ids: list[str]) -> None:
     """Raise naming the first id that is not a sample of the collection."""
-    pos = pd.Index(collection_ids).get_indexer(pd.Index(ids).unique())
-    if (pos < 0).any():
-        bad = pd.Index(ids).unique()[pos < 0]
-        raise DataexploreError(f"sample id {bad[0]!r} is not in the collection "
-                               f"({len(bad)} unknown ids in all)")
+    rows_of(collection_ids, pd.Index(ids).unique(),
+            message="sample id {id!r} is not in the collection ({count} unknown ids in all)")
 
 
 def _selected_ids(selection: Any) -> tuple[list[str], str]:

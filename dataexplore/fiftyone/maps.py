@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError, require
+from ..ids import locate
 from ._collections import INSTALL, _check_collection, _check_known, _dataset, _info
 
 
@@ -57,11 +58,10 @@ def save_map(collection: Any, points: Any, *, brain_key: str = "dataexplore", em
                                    "(pass an Explorer or Projection to align by id)")
     else:
         _check_known(ids, collection_ids)
-        pos = pd.Index(ids).get_indexer(collection_ids)  # each sample's row on the map, -1 if absent
-        on_map = pos >= 0
+        rows, on_map = locate(ids, collection_ids)  # each sample's row on the map, if it is on it
         if not on_map.all():
             samples = collection.select([i for i, keep in zip(collection_ids, on_map) if keep], ordered=True)
-        xy = xy[pos[on_map]]
+        xy = xy[rows]
     if embeddings_field is not None and embeddings_field not in collection.get_field_schema():
         raise DataexploreError(f"no field {embeddings_field!r} in the collection (embeddings_field)")
     if collection.has_brain_run(brain_key):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError, SourceError
+from ..ids import rows_of
 from ..io import is_missing
 from . import coco, label_studio, manifest
 from .batch import LABEL_COLUMNS, LabelBatch, as_batch
@@ -190,10 +191,7 @@ def apply_labels(data: Any, labels: pd.DataFrame, column: str = "human_label", *
     labels = latest_per_sample(labels.assign(id=labels["id"].astype(str)), "apply_labels")
     labels = labels.set_index(labels["id"].rename(None))
     table = samples.table.copy()
-    pos = pd.Index(table["id"]).get_indexer(labels.index)
-    if (pos < 0).any():
-        raise DataexploreError(f"{int((pos < 0).sum())} labelled ids are not among the samples, e.g. "
-                               f"{labels.index[pos < 0][0]!r}")
+    pos = rows_of(table["id"], labels.index, message="{count} labelled ids are not among the samples, e.g. {id!r}")
     new = {column: "label", f"{column}_annotator": "annotator", f"{column}_at": "annotated_at",
            f"{column}_source": "source", f"{column}_task": "task"}
     if column in table.columns and not overwrite:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError
+from ..ids import rows_of
 
 #: Columns of an imported labels table (see :func:`dataexplore.labeling.import_labels`).
 LABEL_COLUMNS = ["id", "label", "annotator", "annotated_at", "source", "task"]
@@ -142,11 +143,8 @@ def as_batch(items: Any, *, classes: Sequence[str] | None = None, predictions: A
         if emb is None:
             raise DataexploreError("this selection does not know its images: make it in dx.explore(), or export "
                                    "embeddings.subset(...) / the Samples instead")
-        pos = pd.Index(emb.ids).get_indexer(pd.Index(items.ids.astype(str)))
-        if (pos < 0).any():  # never let -1 pick the last image
-            raise DataexploreError(f"the selection holds id {items.ids[pos < 0][0]!r}, which its embeddings do not "
-                                   "have: make the selection on these embeddings' map")
-        items = emb.subset(pos)
+        items = emb.subset(rows_of(emb.ids, items.ids, message="the selection holds id {id!r}, which its embeddings "
+                                   "do not have: make the selection on these embeddings' map"))
     if isinstance(items, pd.DataFrame):
         items = load(items)
     if isinstance(items, Embeddings):

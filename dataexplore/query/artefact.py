@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataexploreError, SourceError
+from ..ids import rows_of
 from . import probe as _probe
 
 FORMAT = "dataexplore.query/1"
@@ -410,10 +411,8 @@ def make_query(selection: Any, embeddings: Any = None, *, name: str | None = Non
     ids = np.asarray(getattr(selection, "ids", selection), dtype=object).astype(str)
     if len(ids) == 0:
         raise DataexploreError("the selection is empty: select some points before making a query")
-    pos = pd.Index(emb.ids).get_indexer(ids)
-    if (pos < 0).any():
-        raise DataexploreError(f"{int((pos < 0).sum())} selected ids are not in the embeddings, e.g. "
-                               f"{ids[pos < 0][0]!r}: pass the embeddings of the map the selection was made on")
+    pos = rows_of(emb.ids, ids, message="{count} selected ids are not in the embeddings, e.g. {id!r}: pass the "
+                  "embeddings of the map the selection was made on")
     inside = np.zeros(len(emb), bool)
     inside[pos] = True
     positives, negatives = emb.vectors[pos], emb.vectors[~inside]
