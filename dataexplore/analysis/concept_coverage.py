@@ -253,13 +253,13 @@ def _tail_thresholds(cal: ConceptThresholds, pooled: np.ndarray, text: np.ndarra
         return
     p0 = n_first / n
     first = np.r_[np.ones(n_first, bool), np.zeros(n - n_first, bool)]
+    m = np.array(sizes)
     top = sizes[-1]
     for i in todo:
         s = pooled @ text[i]
         order = np.argpartition(-s, top - 1)[:top]
         order = order[np.argsort(-s[order], kind="stable")]
-        counts = np.cumsum(first[order])[np.array(sizes) - 1]
-        m = np.array(sizes)
+        counts = np.cumsum(first[order])[m - 1]
         p = np.minimum(binom.cdf(counts, m, p0), binom.sf(counts - 1, m, p0)) * 2 * len(sizes)  # both sides
         best = int(np.argmin(p))
         if p[best] <= alpha:

@@ -4,9 +4,10 @@
   <dataexplore.Selection.to_query>`) and the batch is spread over the pool images it matches: its
   best ``SPREAD × n`` matches are split into ``n`` k-means clusters and the match nearest each
   centre is taken (fewer matches than ``n``: the best ``n``; past ``MAX_CLUSTERS`` clusters, each
-  gives its share of the batch, nearest its centre first, so the cost grows linearly with ``n``). The top ``n`` alone are the most
-  typical and alike; a batch spread over the matches teaches the model the variety the training
-  data lacks (on `benchmarks/loop.py` it gains more per label than the top ``n``).
+  gives its share of the batch, nearest its centre first, so the cost grows linearly with ``n``).
+  The top ``n`` alone are the most typical and alike; a batch spread over the matches teaches the
+  model the variety the training data lacks (on `benchmarks/loop.py` it gains more per label than
+  the top ``n``).
 - **Covered** slices: the pool images nearest the slice (the query's top ``candidates × n``) are
   ranked by the model's margin (top probability minus the second) on them, smallest first: the
   cases the model is least sure about where it fails. Without the model's pool probabilities
@@ -90,10 +91,11 @@ def _spread(found, n: int) -> np.ndarray:
     vectors = found.embeddings.vectors[matches].astype(np.float32)
     km = KMeans(min(n, MAX_CLUSTERS), n_init=1, random_state=0, max_iter=100).fit(vectors)
     dist = ((vectors - km.cluster_centers_[km.labels_]) ** 2).sum(1)
-    quota = _quota(np.bincount(km.labels_, minlength=km.n_clusters), n)
+    sizes = np.bincount(km.labels_, minlength=km.n_clusters)
+    quota = _quota(sizes, n)
     order = np.lexsort((dist, km.labels_))  # by cluster, nearest the centre first
     rank = np.empty(len(order), np.int64)
-    starts = np.r_[0, np.cumsum(np.bincount(km.labels_, minlength=km.n_clusters))[:-1]]
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
     rank[order] = np.arange(len(order)) - starts[km.labels_[order]]
     return np.sort(matches[rank < quota[km.labels_]])
 
