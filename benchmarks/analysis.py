@@ -75,7 +75,7 @@ def spaces(second_clip: bool = False) -> dict:
 
 def second_clip_model() -> str:
     """A second small CLIP, trained like fashion-tiny with seed 1 (once; kept in the cache)."""
-    from dataexplore.cache import cache_root
+    from dataexplore.embedding.cache import cache_root
 
     folder = cache_root() / "benchmark-models" / "fashion-tiny-seed1"
     if not (folder / "open_clip_model.safetensors").is_file():
@@ -166,7 +166,7 @@ def coverage(space: str, train, test, ytr, yte) -> list[dict]:
 
 def concepts(space: str, train, test, ytr, yte) -> list[dict]:
     import dataexplore as dx
-    from dataexplore.datasets import FASHION_MNIST_PHRASES
+    from dataexplore.sources.datasets import FASHION_MNIST_PHRASES
 
     rows = []
     for c, phrase in enumerate(FASHION_MNIST_PHRASES):

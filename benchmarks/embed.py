@@ -66,9 +66,9 @@ def decode_only(paths: list[str], clip, dev, batch: int) -> float:
     import torch
 
     import dataexplore as dx
-    from dataexplore.batches import ImageDataset, collate, threaded_batches
-    from dataexplore.engine import cpu_count
-    from dataexplore.images import DEFAULT_MAX_PIXELS
+    from dataexplore.embedding.batches import ImageDataset, collate, threaded_batches
+    from dataexplore.embedding.local import cpu_count
+    from dataexplore.core.images import DEFAULT_MAX_PIXELS
 
     samples = dx.load(paths)
     data = ImageDataset(samples, np.arange(len(paths)), clip.preprocess_cfg, clip.preprocess, DEFAULT_MAX_PIXELS)
@@ -104,7 +104,8 @@ def main(argv=None) -> int:
     from PIL import Image
 
     import dataexplore as dx
-    from dataexplore.engine import _cpu_batch_size, image_tower, pick_device
+    from dataexplore.embedding.local import _cpu_batch_size
+    from dataexplore.models.device import image_tower, pick_device
     from dataexplore.models import load_model
 
     dev = pick_device(args.device)

@@ -33,7 +33,7 @@ import numpy as np
 def lasso_rows(xy: np.ndarray, mask: np.ndarray) -> np.ndarray:
     from scipy.spatial import ConvexHull
 
-    from dataexplore.selection import points_in_polygon
+    from dataexplore.core.selection import points_in_polygon
 
     pts = xy[mask]
     dist = np.linalg.norm(pts - np.median(pts, axis=0), axis=1)

@@ -24,62 +24,67 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ._version import __version__
-from .errors import DataexploreError, MissingDependencyError, ModelError, SourceError
+from .core.errors import DataexploreError, MissingDependencyError, ModelError, SourceError
 
+# public name -> (module, attribute); attribute None = the module itself
 _LAZY = {
-    "load": "samples",
-    "Samples": "samples",
-    "embed": "engine",
-    "embed_text": "engine",
-    "Embeddings": "embeddings",
-    "project": "projection",
-    "Projection": "projection",
-    "load_model": "models",
-    "Selection": "selection",
-    "Explorer": "explorer",
-    "explore": "explorer",
-    "coverage": "analysis",
-    "concepts": "analysis",
-    "failures": "analysis",
-    "clusters": "analysis",
-    "Query": "query",
-    "load_query": "query",
-    "export_labeling": "labeling",
-    "import_labels": "labeling",
-    "apply_labels": "labeling",
-    "datasets": None,
-    "models": None,
-    "cache": None,
-    "images": None,
-    "analysis": None,
-    "fiftyone": None,
-    "query": None,
-    "labeling": None,
+    "load": ("sources", "load"),
+    "Samples": ("core.samples", "Samples"),
+    "embed": ("embedding", "embed"),
+    "embed_text": ("embedding", "embed_text"),
+    "Embeddings": ("core.embeddings", "Embeddings"),
+    "project": ("projection", "project"),
+    "Projection": ("projection", "Projection"),
+    "load_model": ("models", "load_model"),
+    "Selection": ("core.selection", "Selection"),
+    "Explorer": ("widget.explorer", "Explorer"),
+    "explore": ("app", "explore"),
+    "coverage": ("analysis", "coverage"),
+    "concepts": ("analysis", "concepts"),
+    "failures": ("analysis", "failures"),
+    "clusters": ("analysis", "clusters"),
+    "Query": ("query", "Query"),
+    "load_query": ("query", "load_query"),
+    "export_labeling": ("labeling", "export_labeling"),
+    "import_labels": ("labeling", "import_labels"),
+    "apply_labels": ("labeling", "apply_labels"),
+    "datasets": ("sources.datasets", None),
+    "models": ("models", None),
+    "cache": ("embedding.cache", None),
+    "images": ("core.images", None),
+    "analysis": ("analysis", None),
+    "fiftyone": ("integrations.fiftyone", None),
+    "query": ("query", None),
+    "labeling": ("labeling", None),
 }
 
 __all__ = ["__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import analysis, cache, datasets, fiftyone, images, models, query
-    from .query import Query, load_query
+    from . import analysis, labeling, models, query
     from .analysis import clusters, concepts, coverage, failures
-    from .engine import embed, embed_text
-    from .explorer import Explorer, explore
-    from .selection import Selection
-    from .embeddings import Embeddings
+    from .app import explore
+    from .core import images
+    from .core.embeddings import Embeddings
+    from .core.samples import Samples
+    from .core.selection import Selection
+    from .embedding import cache, embed, embed_text
+    from .integrations import fiftyone
+    from .labeling import apply_labels, export_labeling, import_labels
     from .models import load_model
     from .projection import Projection, project
-    from .samples import Samples, load
+    from .query import Query, load_query
+    from .sources import datasets, load
+    from .widget.explorer import Explorer
 
 
 def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module 'dataexplore' has no attribute {name!r}")
-    module = _LAZY[name]
-    if module is None:
-        value = importlib.import_module(f".{name}", __name__)
-    else:
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(f".{module}", __name__)
+    if attribute is not None:
+        value = getattr(value, attribute)
     globals()[name] = value
     return value
 

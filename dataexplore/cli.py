@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import DataexploreError
+from ._version import __version__
+from .core.errors import DataexploreError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export_html(args) -> int:
-    from .analysis.inputs import as_analysed
-    from .explorer import Explorer
+    from .embedding.inputs import as_analysed
+    from .widget.explorer import Explorer
     from .projection import project
 
     if args.out.exists() and not args.overwrite:
@@ -156,7 +156,7 @@ def _query(args) -> int:
 
 
 def _embed(args) -> int:
-    from .engine import embed
+    from .embedding.local import embed
 
     if args.out.suffix.lower() not in (".parquet", ".pq"):
         raise DataexploreError(f"--out must be a .parquet file, got {args.out}")
@@ -168,7 +168,7 @@ def _embed(args) -> int:
                 engine=args.engine, ray_address=args.address)
     emb.save(args.out)
     if args.failures is not None:
-        from .io import csv_safe_frame
+        from .core.io import csv_safe_frame
 
         csv_safe_frame(emb.failures).to_csv(args.failures, index=False)
     s = emb.stats
@@ -182,7 +182,7 @@ def _embed(args) -> int:
 
 
 def _project(args) -> int:
-    from .embeddings import Embeddings
+    from .core.embeddings import Embeddings
     from .projection import Projection
 
     emb = Embeddings.load(args.embeddings)
@@ -209,7 +209,7 @@ def quickstart_notebook() -> Path:
 
 
 def _demo(args) -> int:
-    from .engine import embed
+    from .embedding.local import embed
     from .projection import project
 
     source = f"fashion-mnist:test:{args.n}"

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .embeddings import Embeddings
-from .errors import DataexploreError, SourceError
+from .core.embeddings import Embeddings
+from .core.errors import DataexploreError, SourceError
 
 log = logging.getLogger(__name__)
 _FORMAT = 3  # bump when the cached content changes meaning
@@ -94,7 +94,7 @@ class Projection:
     cache : bool
         Reuse and store fitted maps on disk.
     cache_dir : path, optional
-        Cache root (see :func:`dataexplore.cache.cache_root`).
+        Cache root (see :func:`dataexplore.embedding.cache.cache_root`).
 
     Attributes
     ----------
@@ -239,7 +239,7 @@ class Projection:
         """Write ``id``, ``x``, ``y`` to Parquet (atomically), with the parameters in the metadata."""
         import pyarrow as pa
 
-        from .io import write_parquet_atomic
+        from .core.io import write_parquet_atomic
 
         table = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
         meta = {"dataexplore.projection": json.dumps(dict(self.get_params(), backend=self.backend_))}
@@ -354,7 +354,7 @@ def _fit(vectors: np.ndarray, params: dict, backend: str):
     if backend == "cuml":
         from cuml.manifold import UMAP
     else:
-        from .errors import require
+        from .core.errors import require
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ImportWarning)  # "Tensorflow not installed" (ParametricUMAP)
@@ -384,7 +384,7 @@ class _PCA2:
 
 
 def _cache_path(cache_dir, key: str) -> Path:
-    from .cache import cache_root
+    from .embedding.cache import cache_root
 
     return cache_root(cache_dir) / "projections" / f"{key}.npz"
 
@@ -435,7 +435,7 @@ def _mac(key: bytes, blob: bytes) -> str:
 
 
 def _write_cached(path: Path, coords: np.ndarray, model, sampling: dict | None = None) -> None:
-    from .io import atomic_write
+    from .core.io import atomic_write
 
     key = signing_key()
     blob = b""

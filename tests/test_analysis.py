@@ -11,7 +11,7 @@ import pytest
 
 import dataexplore as dx
 from dataexplore.analysis import knn, wilson
-from dataexplore.errors import DataexploreError
+from dataexplore.core.errors import DataexploreError
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_one_set_lists_concepts_it_has_no_images_of(test_set):
 
 
 def test_threshold_calibration_lets_few_wrong_concepts_through(test_set):
-    from dataexplore.analysis.vocabulary import concept_key, concept_vectors, text_model, vocabulary
+    from dataexplore.language.vocabulary import concept_key, concept_vectors, text_model, vocabulary
 
     names = vocabulary(None, test_set.table["label"], default=False)
     clip = text_model(test_set)

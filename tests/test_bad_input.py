@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 import dataexplore as dx
-from dataexplore.errors import SourceError
-from dataexplore.images import DecodeError, decode
+from dataexplore.core.errors import SourceError
+from dataexplore.core.images import DecodeError, decode
 
 
 def _jpeg(arr, **kw) -> bytes:
@@ -139,7 +139,7 @@ def test_duplicate_ids_and_mismatched_lengths_in_embeddings():
                                          ("chelsea", "ViT-B-32"), ("camera", "fashion-tiny"), ("tiny", "fashion-tiny")])
 def test_fused_resize_crop_matches_clip_preprocessing(photos, name, model):
     """The one-pass resize+crop gives the pixels of CLIP's Resize + CenterCrop (within uint8 rounding)."""
-    from dataexplore.images import resize_center_crop
+    from dataexplore.core.images import resize_center_crop
     from dataexplore.models import load_model
 
     if name == "tiny":  # a Fashion-MNIST-sized image, upsampled to 32

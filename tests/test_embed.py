@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dataexplore as dx
-from dataexplore.errors import DataexploreError, ModelError
+from dataexplore.core.errors import DataexploreError, ModelError
 from dataexplore.models import BUILTIN_MODELS, load_model
 from dataexplore.models.train_fashion_tiny import CLASS_PHRASES, TEMPLATES
 
@@ -49,7 +49,7 @@ def test_progress_bar_reports_images_per_second(capfd):
 
 
 def test_device_auto_is_cpu_here_and_missing_cuda_is_a_clear_error():
-    from dataexplore.engine import pick_device
+    from dataexplore.models.device import pick_device
 
     assert pick_device("auto").type == "cpu"
     with pytest.raises(DataexploreError, match="no CUDA GPU"):

@@ -9,9 +9,9 @@ import pytest
 
 import dataexplore as dx
 from conftest import recording
-from dataexplore import explorer as explorer_mod
-from dataexplore.errors import DataexploreError
-from dataexplore.selection import combine, points_in_polygon
+from dataexplore.widget import explorer as explorer_mod
+from dataexplore.core.errors import DataexploreError
+from dataexplore.core.selection import combine, points_in_polygon
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_add_subtract_click_class_and_clear(ex):
 def test_bad_browser_messages_are_rejected_with_a_warning(ex, message, caplog):
     ex.select(["s1", "s2"])
     before = ex.selection
-    with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
+    with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
         ex._on_message(ex, message, [])
     assert ex.selection is before
     assert "ignored a message from the browser" in caplog.text
@@ -206,7 +206,7 @@ def test_export_messages_write_queries_and_batches_and_say_when_the_name_is_take
     blank = export("  ", "csv")
     assert not blank["ok"] and "name" in blank["message"]
 
-    with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
+    with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
         ex._on_message(ex, {"type": "export", "name": "x", "what": "query", "overwrite": "yes"}, [])
         ex._on_message(ex, {"type": "export", "name": ["x"], "what": "query"}, [])
     assert sent == [] and caplog.text.count("ignored a message from the browser") == 2

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
-from dataexplore.errors import DataexploreError
+from dataexplore.core.errors import DataexploreError
 
 
 def _recording(ex):
@@ -76,7 +76,7 @@ def test_bad_group_messages_are_logged_and_ignored(ex, slices, caplog):
     ex.show(slices)
     ex.select_group(0)
     before = ex.selection
-    with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
+    with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
         for bad in (-1, len(slices), "0", 1.5, None, True):
             ex._on_message(ex, {"type": "select", "shape": "group", "group": bad, "op": "replace"}, [])
     assert ex.selection is before
@@ -233,7 +233,7 @@ def test_group_click_selects_exact_rows_with_provenance(small, fake):
 
 
 def test_group_messages_before_show_or_out_of_range_are_logged(small, fake, caplog):
-    with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
+    with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
         small._on_message(small, {"type": "select", "shape": "group", "group": 0}, [])
         assert "ignored a message from the browser" in caplog.text and len(small.selection) == 0
         small.show(fake)

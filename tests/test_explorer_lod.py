@@ -9,9 +9,9 @@ import pytest
 
 import dataexplore as dx
 from conftest import recording
-from dataexplore.errors import DataexploreError
-from dataexplore.lod import PointGrid, first_by_rank, sample_rank
-from dataexplore.selection import RowIds, points_in_polygon
+from dataexplore.core.errors import DataexploreError
+from dataexplore.core.geometry import PointGrid, first_by_rank, sample_rank
+from dataexplore.core.selection import RowIds, points_in_polygon
 
 N, MAX, BUDGET = 20_000, 5_000, 1_000
 
@@ -202,7 +202,7 @@ def test_big_map_without_ids_makes_them_only_when_read(data):
 ])
 def test_bad_view_messages_are_rejected(ex, message, caplog):
     sent = recording(ex)
-    with caplog.at_level(logging.WARNING, logger="dataexplore.explorer"):
+    with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
         ex._on_message(ex, message, [])
         dx.Explorer(np.zeros((5, 2)))._on_message(None, {"type": "view", "seq": 1, "rect": None}, [])
     assert sent == [] and caplog.text.count("ignored a message from the browser") == 2

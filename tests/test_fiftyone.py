@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 import dataexplore as dx
-from dataexplore.errors import DataexploreError
-from dataexplore.selection import as_selection
+from dataexplore.core.errors import DataexploreError
+from dataexplore.core.selection import as_selection
 
 N = 200
 
@@ -64,7 +64,7 @@ def dataset(fo, images):
 
 def test_without_fiftyone_the_error_says_what_to_install():
     code = ("import sys, dataexplore as dx\n"
-            "import dataexplore.fiftyone\n"
+            "import dataexplore.integrations.fiftyone\n"
             "print('imported' if 'fiftyone' in sys.modules else 'lazy')\n"
             "sys.modules['fiftyone'] = None  # as if it were not installed\n"
             "try:\n    dx.fiftyone.tag(object(), ['a'], 't')\n"
@@ -94,9 +94,9 @@ def test_explore_stores_the_vectors_and_the_second_call_reuses_them(dataset, mon
     assert np.array_equal(np.stack(dataset.values("dataexplore_embedding")), computed.vectors)
 
     def no_compute(*args, **kwargs):
-        raise AssertionError("dataexplore.engine.embed must not run: the field holds the vectors")
+        raise AssertionError("dataexplore.embedding.local.embed must not run: the field holds the vectors")
 
-    monkeypatch.setattr("dataexplore.engine.embed", no_compute)
+    monkeypatch.setattr("dataexplore.embedding.local.embed", no_compute)
     emb = dx.fiftyone.embed(dataset)
     assert emb.stats == {"computed": 0, "cached": 0, "failed": 0, "reused": N}
     assert emb.model["weights"] == recorded["weights"] and emb.samples is not None

@@ -14,7 +14,7 @@ import pytest
 
 import dataexplore as dx
 from dataexplore.analysis.neighbors import knn
-from dataexplore.errors import DataexploreError
+from dataexplore.core.errors import DataexploreError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import planted  # noqa: E402
@@ -124,7 +124,7 @@ def test_coverage_of_a_random_subset_flags_nothing_and_redundant_waits_until_ask
 # ---- concepts decided one by one --------------------------------------------------------------------
 @pytest.mark.slow
 def test_every_removed_class_is_flagged_missing_with_or_without_labels(train_set, test_set):
-    from dataexplore.datasets import FASHION_MNIST_PHRASES
+    from dataexplore.sources.datasets import FASHION_MNIST_PHRASES
 
     y_tr = train_set.table["label_id"].to_numpy()
     bare_test = dx.Embeddings(ids=test_set.ids, vectors=test_set.vectors, model=test_set.model)
@@ -140,7 +140,7 @@ def test_every_removed_class_is_flagged_missing_with_or_without_labels(train_set
 def test_a_model_without_calibration_or_labels_still_flags_every_removed_class(train_set, test_set, monkeypatch):
     """A user's own CLIP ships no concept calibration; without labels the sets' tails decide."""
     from dataexplore.analysis import thresholds
-    from dataexplore.datasets import FASHION_MNIST_PHRASES
+    from dataexplore.sources.datasets import FASHION_MNIST_PHRASES
 
     monkeypatch.setattr(thresholds, "shipped_calibration", lambda clip: {})
     y_tr = train_set.table["label_id"].to_numpy()

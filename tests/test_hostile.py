@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 import dataexplore as dx
-from dataexplore import explorer as explorer_mod
-from dataexplore.errors import DataexploreError, SourceError
+from dataexplore.widget import explorer as explorer_mod
+from dataexplore.core.errors import DataexploreError, SourceError
 from dataexplore.labeling import LabelConflictWarning
 
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -148,7 +148,8 @@ def test_a_refused_image_is_decoded_once_the_limit_is_raised(tmp_path):
 
 
 def test_out_of_memory_and_io_errors_are_reported_but_never_cached(tmp_path, monkeypatch):
-    from dataexplore import batches, samples as samples_mod
+    from dataexplore.core import samples as samples_mod
+    from dataexplore.embedding import batches
 
     for i in range(3):
         _png(tmp_path / "imgs" / f"{i}.png", 40 * i)
@@ -282,7 +283,7 @@ def test_a_large_16_bit_png_decodes_in_bounded_memory(tmp_path):
     Image.fromarray(np.broadcast_to(ramp, (h, w)).copy()).save(tmp_path / "deep.png")
     script = f"""
 import resource, sys
-from dataexplore.images import decode
+from dataexplore.core.images import decode
 data = open({str(tmp_path / 'deep.png')!r}, 'rb').read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 img = decode(data, draft_size=int(sys.argv[1])) if sys.argv[1] != "0" else decode(data)
@@ -303,7 +304,7 @@ print(img.size[0], img.size[1], img.mode, (after - before) * 1024 / ({h} * {w}))
 @pytest.fixture(scope="module")
 def saved_query(tmp_path_factory):
     emb = dx.embed("fashion-mnist:test:200", progress=False, cache_dir=tmp_path_factory.mktemp("q-cache"))
-    from dataexplore.selection import as_selection
+    from dataexplore.core.selection import as_selection
 
     sel = as_selection(emb.ids, np.flatnonzero(emb.table["label"].to_numpy() == "Trouser"), embeddings=emb)
     return sel.to_query("trousers", describe=False).save(tmp_path_factory.mktemp("q") / "t.dxq"), emb
@@ -494,7 +495,7 @@ def test_formula_like_cells_are_text_in_the_manifest_and_read_back_as_written(tm
 
 # ---- 11. the kernel accepts no larger polygon than the browser sends, and answers fast --------
 def test_oversized_polygons_are_ignored_and_a_400_vertex_lasso_is_exact(caplog):
-    from dataexplore.selection import points_in_polygon
+    from dataexplore.core.selection import points_in_polygon
 
     rng = np.random.default_rng(0)
     xy = rng.normal(size=(20_000, 2)).astype(np.float32)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataexplore.errors import DataexploreError
-from dataexplore.ids import locate, rows_of
-from dataexplore.selection import RowIds
+from dataexplore.core.errors import DataexploreError
+from dataexplore.core.ids import locate, rows_of
+from dataexplore.core.selection import RowIds
 
 
 def test_rows_come_back_in_the_order_asked_and_unknown_ids_raise_or_drop_on_purpose():
@@ -30,7 +30,7 @@ def test_ids_compare_as_text_and_a_map_without_ids_uses_its_row_numbers():
 
 
 def test_no_module_turns_ids_into_rows_on_its_own():
-    """Every id->row lookup goes through dataexplore.ids, so none can let -1 pick the last row."""
+    """Every id->row lookup goes through dataexplore.core.ids, so none can let -1 pick the last row."""
     root = Path(__file__).resolve().parent.parent / "dataexplore"
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
                  if p.name != "ids.py" and re.search(r"\.get_indexer\(", p.read_text())]

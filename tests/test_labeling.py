@@ -9,9 +9,9 @@ import pytest
 
 import dataexplore as dx
 from dataexplore.labeling import LabelConflictWarning
-from dataexplore.errors import DataexploreError, SourceError
+from dataexplore.core.errors import DataexploreError, SourceError
 from dataexplore.query import make_query
-from dataexplore.selection import as_selection
+from dataexplore.core.selection import as_selection
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def test_functions_are_not_shadowed_by_submodules():
 def test_js_bundle_is_packaged_and_versions_match():
     pkg = json.loads((ROOT / "js" / "package.json").read_text())
     assert pkg["version"] == dataexplore.__version__
-    bundle = ROOT / "dataexplore" / "static" / "explorer.js"
+    bundle = ROOT / "dataexplore" / "widget" / "static" / "explorer.js"
     assert bundle.is_file() and "dxToPixel" in bundle.read_text()
 
 

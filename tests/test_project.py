@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import dataexplore as dx
-from dataexplore.errors import DataexploreError
+from dataexplore.core.errors import DataexploreError
 
 
 @pytest.fixture(scope="module")

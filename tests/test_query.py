@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
-from dataexplore.errors import DataexploreError
+from dataexplore.core.errors import DataexploreError
 from dataexplore.query import load_query, make_query
 
 
@@ -160,7 +160,7 @@ def test_pool_metadata_never_clashes_with_result_columns(embedding_cache):
 
 
 def test_a_saved_query_that_is_damaged_says_so(tmp_path):
-    from dataexplore.errors import SourceError
+    from dataexplore.core.errors import SourceError
 
     with pytest.raises(SourceError, match="not a saved query"):
         load_query(tmp_path)
@@ -192,7 +192,7 @@ def test_query_run_on_the_command_line(explorer, tmp_path):
 
 
 def test_file_names_made_from_names_stay_inside_their_folder():
-    from dataexplore.io import safe_name
+    from dataexplore.core.io import safe_name
 
     for bad in ["../../etc/passwd", "a/b\\c", "CON", ".hidden", "", "x" * 500, "T-shirt/top"]:
         name = safe_name(bad)

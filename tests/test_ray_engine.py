@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import dataexplore as dx
-from dataexplore.errors import DataexploreError, MissingDependencyError
+from dataexplore.core.errors import DataexploreError, MissingDependencyError
 
 # DataContext() sets its own deprecated fields when Ray Data first creates it (Ray 2.60)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
@@ -50,7 +50,7 @@ def same_result(a, b):
 
 @pytest.mark.slow
 def test_files_with_failures_match_the_local_engine_and_are_reused(ray_address, photo_folder, capfd):
-    from dataexplore.ray_engine import embed
+    from dataexplore.embedding.ray import embed
 
     (photo_folder / "broken.jpg").write_bytes(b"not a jpeg at all")
     paths = sorted(str(p) for p in photo_folder.rglob("*.*")) + [str(photo_folder / "gone.jpg")]
@@ -84,8 +84,8 @@ def test_arrays_match_the_local_engine_and_a_local_run_computes_nothing(ray_addr
 
 @pytest.mark.slow
 def test_a_crashed_run_resumes_at_shard_granularity(ray_address, monkeypatch, cache_dir):
-    from dataexplore import ray_engine
-    from dataexplore.cache import content_keys
+    from dataexplore.embedding import ray as ray_engine
+    from dataexplore.embedding.cache import content_keys
 
     source = "fashion-mnist:test:300"  # shards of 64: 64, 64, 64, 64, 44 images
     write, written = ray_engine._write_shard, []
@@ -169,9 +169,9 @@ def test_missing_ray_names_the_extra(monkeypatch):
 
 def test_local_engine_reuses_shard_files_and_sets_bad_ones_aside(cache_dir):
     """The shard format without Ray: what a cluster wrote (here by hand) is read, damaged files are not."""
-    from dataexplore.cache import content_keys, shard_dir, write_shard
-    from dataexplore.engine import failure_conditions
-    from dataexplore.images import DEFAULT_MAX_PIXELS
+    from dataexplore.embedding.cache import content_keys, shard_dir, write_shard
+    from dataexplore.embedding.local import failure_conditions
+    from dataexplore.core.images import DEFAULT_MAX_PIXELS
 
     source = "fashion-mnist:test:20"
     truth = dx.embed(source, precision="fp32", cache=False, progress=False)

@@ -8,7 +8,7 @@ result on a map with ``explorer.show(result)``.
 
 from .clustering import Clusters, clusters
 from .concept_coverage import ConceptCoverage, concepts
-from .thresholds import ConceptThresholds, concept_thresholds
+from ..language.thresholds import ConceptThresholds, concept_thresholds
 from .gaps import Coverage, Redundancy, coverage
 from .slices import FailureSlices, failures
 from .groups import GroupResult, wilson

@@ -3,7 +3,7 @@
 Vectors are reduced with PCA (32 components, fitted on at most 20,000 samples) and clustered with
 k-means (mini-batch above 20,000 samples). With ``n_clusters="auto"`` the number is chosen among a
 few candidates by the silhouette score on a subsample. Each cluster is named after the concept
-that best sets it apart from the rest (see :class:`~dataexplore.analysis.vocabulary.Describer`);
+that best sets it apart from the rest (see :class:`~dataexplore.language.vocabulary.Describer`);
 rename clusters with :meth:`Clusters.rename`.
 """
 
@@ -14,9 +14,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
-from .groups import GroupResult, medoids, top_labels
-from .vocabulary import Describer, text_model, vocabulary
+from ..core.errors import DataexploreError
+from ..core.embeddings import medoids
+from .groups import GroupResult, top_labels
+from ..language.vocabulary import Describer, text_model, vocabulary
 
 CANDIDATES = (6, 8, 10, 12, 16, 20, 25, 30)
 _SUBSAMPLE = 20_000
@@ -90,7 +91,7 @@ def clusters(data: Any, n_clusters: int | str = "auto", *, model: str = "fashion
     >>> cl = dx.clusters("fashion-mnist:test")  # doctest: +SKIP
     >>> cl.groups()[["name", "description", "count", "top_labels"]]  # doctest: +SKIP
     """
-    from .inputs import as_analysed
+    from ..embedding.inputs import as_analysed
 
     emb = as_analysed(data, model)
     n = len(emb)

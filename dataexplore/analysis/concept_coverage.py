@@ -24,10 +24,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
+from ..core.errors import DataexploreError
 from .groups import GroupResult
-from .thresholds import FALSE_MATCH_RATE, ConceptThresholds, concept_thresholds, shipped_threshold  # noqa: F401
-from .vocabulary import concept_vectors, text_model, vocabulary
+from ..language.thresholds import FALSE_MATCH_RATE, ConceptThresholds, concept_thresholds, shipped_threshold  # noqa: F401
+from ..language.vocabulary import concept_vectors, text_model, vocabulary
 
 STATUS_ORDER = ("missing", "under-represented", "rare", "covered", "over-represented", "present", "absent",
                 "unknown to the model")
@@ -85,7 +85,7 @@ class ConceptCoverage(GroupResult):
         >>> cc.to_query(cc.missing()[0]).search("/data/unlabeled", top=200)  # doctest: +SKIP
         """
         from ..query import Query
-        from .vocabulary import phrase
+        from ..language.vocabulary import phrase
 
         if concept not in set(self.table["name"]):
             raise DataexploreError(f"{concept!r} was not checked here; checked: {sorted(self.table['name'])[:20]}")
@@ -128,7 +128,7 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
         A concept with fewer matches is "missing" (default: 5, or 0.05 % of the set if more).
     default_vocabulary : bool
         Also check the class names and those of
-        :data:`~dataexplore.analysis.vocabulary.DEFAULT_CONCEPTS` the model knows (a model that ships
+        :data:`~dataexplore.language.vocabulary.DEFAULT_CONCEPTS` the model knows (a model that ships
         its vocabulary, like ``fashion-tiny``, is not asked about words it never learned);
         ``False``: exactly the ``prompts`` given.
     false_match_rate : float
@@ -149,7 +149,7 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
     >>> cc.missing()  # doctest: +SKIP
     >>> cc.plot()  # doctest: +SKIP
     """
-    from .inputs import as_analysed, check_same_model
+    from ..embedding.inputs import as_analysed, check_same_model
 
     sets = [as_analysed(data, model)] + ([as_analysed(other, model)] if other is not None else [])
     check_same_model(*sets)

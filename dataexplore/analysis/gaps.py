@@ -33,10 +33,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
-from .groups import GroupResult, medoids, top_labels
+from ..core.errors import DataexploreError
+from ..core.embeddings import medoids
+from .groups import GroupResult, top_labels
 from .neighbors import knn
-from .vocabulary import Describer, text_model, vocabulary
+from ..language.vocabulary import Describer, text_model, vocabulary
 
 #: Reference points whose scores calibrate the target's.
 CALIBRATION = 1000
@@ -159,7 +160,7 @@ def coverage(reference: Any, target: Any, *, model: str = "fashion-tiny", k: int
     """
     import warnings
 
-    from .inputs import as_analysed, check_same_model
+    from ..embedding.inputs import as_analysed, check_same_model
 
     ref, tgt = as_analysed(reference, model), as_analysed(target, model)
     check_same_model(ref, tgt)

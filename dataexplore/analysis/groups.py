@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
-from ..ids import rows_of
-from ..selection import Selection, as_selection
+from ..core.errors import DataexploreError
+from ..core.ids import rows_of
+from ..core.selection import Selection, as_selection
 
 
 def wilson(successes: np.ndarray | int, n: np.ndarray | int, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
@@ -46,14 +46,6 @@ def members_of(labels: np.ndarray) -> list[np.ndarray]:
     values, starts = np.unique(labels[order], return_index=True)
     parts = np.split(order, starts[1:])
     return [p.astype(np.int64) for v, p in zip(values, parts) if v >= 0]
-
-
-def medoids(vectors: np.ndarray, n: int = 4) -> np.ndarray:
-    """Positions of the ``n`` members closest to the group's mean direction (its exemplars)."""
-    if len(vectors) == 0:
-        return np.zeros(0, np.int64)
-    centre = vectors.mean(axis=0)
-    return np.argsort(-(vectors @ centre), kind="stable")[:n].astype(np.int64)
 
 
 def top_labels(labels: pd.Series | None, members: np.ndarray, n: int = 3) -> str:
@@ -97,7 +89,7 @@ class GroupResult:
         return f"<{type(self).__name__}: {len(self)} groups of {len(self.ids)} samples>\n{head}"
 
     def _repr_html_(self) -> str:
-        from ..htmlsafe import frame_html
+        from ..core.htmlsafe import frame_html
 
         return frame_html(self.groups(), caption=f"{self.title}: {len(self)} groups of {len(self.ids)} samples")
 
@@ -123,7 +115,7 @@ class GroupResult:
         """
         from PIL import Image, ImageOps
 
-        from ..images import decode
+        from ..core.images import decode
 
         pos = self._position(k)
         ids = list(self.table["exemplars"].iloc[pos]) if "exemplars" in self.table.columns else []
@@ -169,7 +161,7 @@ class GroupResult:
 
     def _analysed_embeddings(self):
         """The Embeddings whose ids are exactly :attr:`ids` (so a selection can become a query)."""
-        from ..embeddings import Embeddings
+        from ..core.embeddings import Embeddings
 
         for emb in self._sources:
             if isinstance(emb, Embeddings) and len(emb) == len(self.ids) and np.array_equal(emb.ids, self.ids):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataexploreError
+from ..core.errors import DataexploreError
 
 EXACT_WORK = 2e12  # above this many multiply-adds (queries × base × D) on CPU, "auto" goes approximate
 _BLOCK_BYTES = 64 * 2**20  # similarity block held at once on CPU (topk needs about 3× more); 16× on a GPU
@@ -84,7 +84,7 @@ def pick_backend(n_queries: int, n_base: int, backend: str = "auto", device: Any
         if backend == "faiss" and importlib.util.find_spec("faiss") is None:
             raise DataexploreError("kNN backend 'faiss' needs the faiss package: pip install faiss-cpu")
         return backend
-    from ..engine import pick_device
+    from ..models.device import pick_device
 
     if pick_device(device).type == "cuda" or float(n_queries) * n_base * dim <= EXACT_WORK:
         return "exact"
@@ -94,7 +94,7 @@ def pick_backend(n_queries: int, n_base: int, backend: str = "auto", device: Any
 def _exact(queries, base, k, self_query, device):
     import torch
 
-    from ..engine import pick_device
+    from ..models.device import pick_device
 
     dev = pick_device(device)
     if dev.type == "mps":  # topk on MPS is limited to k <= 16 in some versions; CPU is safe
@@ -129,7 +129,7 @@ def _faiss(queries, base, k, self_query):
 
 
 def _nndescent(queries, base, k, self_query, random_state):
-    from ..errors import require
+    from ..core.errors import require
 
     pynndescent = require("pynndescent", "approximate nearest neighbours", "pynndescent")
     n_neighbors = k + (1 if self_query else 0)

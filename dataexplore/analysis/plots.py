@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..htmlsafe import plot_text as _t
+from ..core.htmlsafe import plot_text as _t
 
 
 def _go():
-    from ..errors import require
+    from ..core.errors import require
 
     return require("plotly.graph_objects", "analysis charts", "plotly")
 

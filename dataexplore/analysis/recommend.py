@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
+from ..core.errors import DataexploreError
 
 #: For covered slices: how many nearest pool images per recommended one are ranked by margin.
 CANDIDATES = 30

@@ -20,7 +20,7 @@ How slices are found (all in the full embedding space, never on the 2-D map):
    A slice therefore holds the samples of the failure mode, the few it gets right among them
    included, and not the part of a neighbourhood that lies outside it.
 3. **Ranking and words.** Slices are ranked by the lower end of their error-rate interval (Wilson),
-   described by the concepts that set them apart (:class:`~dataexplore.analysis.vocabulary.Describer`)
+   described by the concepts that set them apart (:class:`~dataexplore.language.vocabulary.Describer`)
    and by medoid exemplars.
 4. **Why** (``reference=``): each slice's coverage by the training data is measured with the coverage
    measure of :func:`~dataexplore.analysis.gaps.coverage`, restricted to the slice, and turned into a
@@ -40,9 +40,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
-from .groups import GroupResult, medoids, members_of, top_labels, wilson
-from .vocabulary import Describer, text_model, vocabulary
+from ..core.errors import DataexploreError
+from ..core.embeddings import medoids
+from .groups import GroupResult, members_of, top_labels, wilson
+from ..language.vocabulary import Describer, text_model, vocabulary
 
 #: Neighbourhood sizes at which seeds are tested.
 SEED_SCALES = (10, 20, 40)
@@ -188,7 +189,7 @@ def failures(data: Any, correct: Any = None, *, loss: Any = None, reference: Any
     >>> fs.groups()[["name", "description", "count", "interval", "verdict"]]  # doctest: +SKIP
     >>> fs.plot()  # doctest: +SKIP
     """
-    from .inputs import as_analysed, check_same_model
+    from ..embedding.inputs import as_analysed, check_same_model
     from .neighbors import knn
 
     emb = as_analysed(data, model)

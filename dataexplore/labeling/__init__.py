@@ -10,7 +10,7 @@ Every export folder holds ``manifest.csv`` (the batch: ids, image paths, predict
 the format's own files: Label Studio ``tasks.json`` + ``config.xml`` + ``instructions.md``; COCO
 ``annotations.json``; CSV only the manifest, whose empty ``label`` column annotators fill. Images
 held in memory (e.g. Fashion-MNIST) are written as PNG files under ``images/``. CVAT goes through
-FiftyOne's annotation API: see :func:`dataexplore.fiftyone.cvat_request`.
+FiftyOne's annotation API: see :func:`dataexplore.integrations.fiftyone.cvat_request`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError, SourceError
-from ..ids import rows_of
-from ..io import is_missing
+from ..core.errors import DataexploreError, SourceError
+from ..core.ids import rows_of
+from ..core.io import is_missing
 from . import coco, label_studio, manifest
 from .batch import LABEL_COLUMNS, LabelBatch, as_batch
 from .conflicts import LabelConflictWarning, latest_per_sample
@@ -72,7 +72,7 @@ def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-
     """
     if format not in FORMATS:
         raise DataexploreError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    from ..io import replace_dir
+    from ..core.io import replace_dir
 
     batch = as_batch(items, classes=classes, predictions=predictions, name=name, description=description)
     final = Path(folder).expanduser().resolve()
@@ -179,8 +179,8 @@ def apply_labels(data: Any, labels: pd.DataFrame, column: str = "human_label", *
     >>> samples = dx.apply_labels(samples, dx.import_labels("export.json"))  # doctest: +SKIP
     >>> samples.table["human_label"].value_counts()  # doctest: +SKIP
     """
-    from ..embeddings import Embeddings
-    from ..samples import Samples
+    from ..core.embeddings import Embeddings
+    from ..core.samples import Samples
 
     samples = data.samples if isinstance(data, Embeddings) else data
     if not isinstance(samples, Samples):

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
-from ..ids import rows_of
+from ..core.errors import DataexploreError
+from ..core.ids import rows_of
 
 #: Columns of an imported labels table (see :func:`dataexplore.labeling.import_labels`).
 LABEL_COLUMNS = ["id", "label", "annotator", "annotated_at", "source", "task"]
@@ -64,8 +64,8 @@ class LabelBatch:
         from PIL import Image
         from tqdm.auto import tqdm
 
-        from ..images import DecodeError
-        from ..io import safe_name
+        from ..core.images import DecodeError
+        from ..core.io import safe_name
 
         paths, taken = [], set()
         rows = tqdm(self.rows, desc="writing images", unit="img", disable=len(self.rows) < 2000, leave=False)
@@ -122,8 +122,9 @@ def as_batch(items: Any, *, classes: Sequence[str] | None = None, predictions: A
     --------
     >>> batch = as_batch(result, predictions="Trouser")  # doctest: +SKIP
     """
-    from ..embeddings import Embeddings
-    from ..samples import Samples, load
+    from ..core.embeddings import Embeddings
+    from ..core.samples import Samples
+    from ..sources import load
 
     scores = None  # prediction confidences: a search result's probabilities (else scores)
     if hasattr(items, "query") and hasattr(items, "embeddings") and hasattr(items, "table"):  # SearchResult

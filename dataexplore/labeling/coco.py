@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 from .batch import LabelBatch
 
 
@@ -100,7 +100,7 @@ def _manifest_ids(path: Path) -> dict:
     manifest = path.parent / "manifest.csv"
     if not manifest.is_file():
         return {}
-    from ..io import csv_value
+    from ..core.io import csv_value
     from .manifest import read_csv_text
 
     table = read_csv_text(manifest).map(csv_value)

@@ -22,7 +22,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError, SourceError
+from ..core.errors import DataexploreError, SourceError
 from .batch import LABEL_COLUMNS, LabelBatch
 from .conflicts import annotation_times
 

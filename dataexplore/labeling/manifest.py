@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 from .batch import LabelBatch
 
 
@@ -27,8 +27,8 @@ def write(batch: LabelBatch, folder: Path, paths: list[str], document_root: str)
     ``prediction``, ``score``, an empty ``label`` column for annotators, and the metadata as ``meta_*``.
 
     Text that a spreadsheet would run as a formula (``=...``, ``+...``, ``-...``, ``@...``) is written
-    with a leading ``'`` (:func:`dataexplore.io.csv_text`); :func:`read` removes it again."""
-    from ..io import csv_safe_frame
+    with a leading ``'`` (:func:`dataexplore.core.io.csv_text`); :func:`read` removes it again."""
+    from ..core.io import csv_safe_frame
 
     meta = pd.DataFrame(batch.records()).drop(columns=["id"])
     table = pd.DataFrame({
@@ -47,7 +47,7 @@ def read(path: Path, label_column: str = "label", id_column: str | None = None) 
     """Labels from a CSV with an id column (``dx_id`` or ``id``) and a label column; empty labels are skipped.
 
     Cells protected against formula injection (a leading ``'``) are read back as written."""
-    from ..io import csv_value
+    from ..core.io import csv_value
 
     table = read_csv_text(path)
     table = table.map(csv_value)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ModelError
+from ..core.errors import ModelError
 
 BUILTIN_MODELS = {"fashion-tiny": Path(__file__).parent / "fashion-tiny"}
 
@@ -224,6 +224,6 @@ class _quiet_open_clip:
 
 
 def _import_open_clip():
-    from ..errors import require
+    from ..core.errors import require
 
     return require("open_clip", "CLIP embedding", "open-clip-torch")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import FASHION_MNIST_PHRASES
+from ..sources.datasets import FASHION_MNIST_PHRASES
 
 HERE = Path(__file__).parent / "fashion-tiny"
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch.nn.functional as F
     from safetensors.torch import save_file
 
-    from dataexplore.datasets import fashion_mnist
+    from dataexplore.sources.datasets import fashion_mnist
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "class_phrases": list(CLASS_PHRASES),
     }
     if args.out.resolve() == HERE.resolve():  # the concept-match threshold of the shipped model
-        from ..analysis.calibrate import calibrate_model
+        from ..language.calibration import calibrate_model
         from . import _CACHE
 
         _CACHE.clear()

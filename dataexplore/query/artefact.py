@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError, SourceError
-from ..ids import rows_of
+from ..core.errors import DataexploreError, SourceError
+from ..core.ids import rows_of
 from . import probe as _probe
 
 FORMAT = "dataexplore.query/1"
@@ -112,7 +112,7 @@ class Query:
             The CLIP model; pools are embedded with it.
         threshold : "auto", float or None
             Cosine similarity above which an image counts as a match; ``"auto"`` uses the concept's
-            calibrated threshold when the model ships one (see :mod:`dataexplore.analysis.thresholds`),
+            calibrated threshold when the model ships one (see :mod:`dataexplore.language.thresholds`),
             else the model's typical threshold, else none.
 
         Examples
@@ -120,8 +120,8 @@ class Query:
         >>> q = dx.Query.from_text("sandal")  # doctest: +SKIP
         >>> q.search("fashion-mnist:train:5000", top=50)  # doctest: +SKIP
         """
-        from ..analysis.thresholds import concept_thresholds
-        from ..analysis.vocabulary import concept_vectors
+        from ..language.thresholds import concept_thresholds
+        from ..language.vocabulary import concept_vectors
         from ..models import load_model
 
         if not isinstance(text, str) or not text.strip():
@@ -170,7 +170,7 @@ class Query:
         --------
         >>> q.save("queries/trousers.dxq")  # doctest: +SKIP
         """
-        from ..io import replace_dir
+        from ..core.io import replace_dir
 
         broken = next((i for i in self.ids if str(i).splitlines() not in ([str(i)], [])), None)
         if broken is not None:
@@ -400,8 +400,7 @@ def make_query(selection: Any, embeddings: Any = None, *, name: str | None = Non
     --------
     >>> q = make_query(ex.selection, name="trousers")  # doctest: +SKIP
     """
-    from ..analysis.groups import medoids
-    from ..embeddings import Embeddings
+    from ..core.embeddings import Embeddings, medoids
 
     emb = embeddings if embeddings is not None else getattr(selection, "embeddings", None)
     if emb is None:
@@ -447,7 +446,7 @@ def make_query(selection: Any, embeddings: Any = None, *, name: str | None = Non
 
 
 def _describe(emb, positives: np.ndarray) -> list[str]:
-    from ..analysis.vocabulary import Describer, text_model, vocabulary
+    from ..language.vocabulary import Describer, text_model, vocabulary
 
     clip = text_model(emb)
     if clip is None:

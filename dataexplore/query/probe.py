@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataexploreError
+from ..core.errors import DataexploreError
 
 #: Fewest selected samples for a linear probe; smaller selections use nearest neighbours.
 MIN_PROBE = 10

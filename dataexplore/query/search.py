@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..embeddings import Embeddings
-from ..errors import DataexploreError
+from ..core.embeddings import Embeddings
+from ..core.errors import DataexploreError
 
 
 RESULT_COLUMNS = ("rank", "id", "score", "probability", "match")
@@ -60,7 +60,7 @@ class SearchResult:
                 f"{int(self.table['match'].sum())} above the threshold, estimated precision {est}>")
 
     def _repr_html_(self) -> str:
-        from ..htmlsafe import frame_html
+        from ..core.htmlsafe import frame_html
 
         return frame_html(self.table.head(20), caption=self.__repr__()[1:-1], max_rows=None)
 
@@ -78,8 +78,8 @@ class SearchResult:
         """Write the table to CSV atomically (refuses to replace a file without ``overwrite=True``).
 
         Text that a spreadsheet would run as a formula gets a leading ``'`` (see
-        :func:`dataexplore.io.csv_text`)."""
-        from ..io import atomic_write, check_writable, csv_safe_frame
+        :func:`dataexplore.core.io.csv_text`)."""
+        from ..core.io import atomic_write, check_writable, csv_safe_frame
 
         path = check_writable(path, overwrite)
         return atomic_write(path, lambda tmp: csv_safe_frame(self.table).to_csv(tmp, index=False))
@@ -147,7 +147,7 @@ def _pool_embeddings(query: Any, pool: Any, *, progress: bool, **embed_kwargs) -
     if isinstance(pool, Embeddings):
         emb = pool
     else:
-        from ..analysis.inputs import as_analysed
+        from ..embedding.inputs import as_analysed
 
         name = query.model.get("name")
         if not name:

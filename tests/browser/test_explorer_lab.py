@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dataexplore as dx
-from dataexplore.selection import points_in_polygon
+from dataexplore.core.selection import points_in_polygon
 
 from .harness import ARTIFACTS, open_and_run, write_notebook
 

@@ -27,7 +27,7 @@ names = ["alpha", "beta", "gamma", "delta", "epsilon"]"""
 CELL = DATA + """
 import json, os, time
 import dataexplore as dx
-from dataexplore.selection import points_in_polygon
+from dataexplore.core.selection import points_in_polygon
 ex = dx.Explorer(xy, table=pd.DataFrame({"label": pd.Categorical.from_codes(label, names)}), color="label", height=520)
 asked = []  # the selection shapes the browser sent, as they arrived
 def keep(widget, content, buffers):

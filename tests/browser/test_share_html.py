@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import dataexplore as dx
-from dataexplore.errors import DataexploreError
-from dataexplore.selection import points_in_polygon
+from dataexplore.core.errors import DataexploreError
+from dataexplore.core.selection import points_in_polygon
 
 from .harness import ARTIFACTS, CHROMIUM
 

@@ -8,7 +8,7 @@ built once that answers viewport and polygon queries exactly, and density counts
   the samples of the larger regions around it: refining never drops a point already shown.
 - :class:`PointGrid` sorts the rows by grid cell. A box or polygon query takes whole cells that lie
   inside the shape, tests only the points of the cells the outline crosses with the exact rule, and
-  so returns exactly what :func:`~dataexplore.selection.points_in_polygon` would over all points.
+  so returns exactly what :func:`~dataexplore.core.selection.points_in_polygon` would over all points.
 """
 
 from __future__ import annotations

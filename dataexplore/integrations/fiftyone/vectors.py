@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..embeddings import Embeddings
-from ..errors import DataexploreError
+from ...core.embeddings import Embeddings
+from ...core.errors import DataexploreError
 from ._collections import _check_collection, _check_field_name, _dataset, _info
 
 
@@ -56,10 +56,10 @@ def embed(collection: Any, model: str | None = "fashion-tiny", pretrained: str |
     >>> emb.stats  # doctest: +SKIP
     {'computed': 0, 'cached': 0, 'failed': 0, 'reused': 2000}
     """
-    from .. import engine
-    from ..samples import load
+    from ...embedding import local as engine
+    from ...sources import load
 
-    fo = _check_collection(collection, "dataexplore.fiftyone.embed")
+    fo = _check_collection(collection, "dataexplore.integrations.fiftyone.embed")
     _check_field_name(field, "field")
     samples = load(collection)
     n = len(samples)
@@ -85,7 +85,7 @@ def embed(collection: Any, model: str | None = "fashion-tiny", pretrained: str |
             f"field {field!r} was written by another tool (dataexplore recorded no model for it): pass "
             f"model=None to use its vectors as they are, or field=<another name> to compute {model!r} embeddings")
     if filled and recorded is not None:
-        from ..models import load_model
+        from ...models import load_model
 
         weights = load_model(model, pretrained).identity["weights"]
         if recorded.get("weights") != weights:

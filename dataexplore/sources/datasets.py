@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import SourceError
+from ..core.errors import SourceError
 
 #: Class names in label order, as published with the dataset.
 FASHION_MNIST_CLASSES = (
@@ -85,7 +85,7 @@ def fashion_mnist(split: str = "test", n: int | None = None, *, data_dir: str | 
     >>> s.images.shape  # doctest: +SKIP
     (100, 28, 28)
     """
-    from .samples import Samples
+    from ..core.samples import Samples
 
     if split not in ("train", "test"):
         raise SourceError(

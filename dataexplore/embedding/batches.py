@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .images import DecodeError, decode, resize_center_crop
+from ..core.images import DecodeError, decode, resize_center_crop
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import DataexploreError
+from ..core.errors import DataexploreError
 from .words import LABEL_PHRASES, _key, concept_key, phrase  # noqa: F401  (re-exported)
 
 #: Common visual concepts, checked besides the dataset's own class names.

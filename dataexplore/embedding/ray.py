@@ -1,6 +1,6 @@
 """Distributed embedding on Ray Data: ``dx.embed(source, engine="ray")``.
 
-The computation is the local engine's (:mod:`dataexplore.engine`), spread over a Ray cluster::
+The computation is the local engine's (:mod:`dataexplore.embedding.local`), spread over a Ray cluster::
 
     samples (row + absolute file path, or row into in-memory images put once in the object store)
       -> map_batches(decode)              CPU tasks: read, decode, resize+crop to the model's input
@@ -13,7 +13,7 @@ The computation is the local engine's (:mod:`dataexplore.engine`), spread over a
 On a CPU-only cluster, where decoding and embedders ask for the same resources, Ray Data fuses the
 two steps into the actors (decoding between forward passes, as the local engine does on CPUs).
 The vectors come back to the driver in any case, since it returns them all in an
-:class:`~dataexplore.embeddings.Embeddings`; writing the shards there costs no extra transfer.
+:class:`~dataexplore.core.embeddings.Embeddings`; writing the shards there costs no extra transfer.
 
 Every image is one row of a deterministic **shard**: rows ``[i*shard_size, (i+1)*shard_size)`` of the
 source, in source order. When the last image of a shard comes back, the driver writes the shard
@@ -25,7 +25,7 @@ as one Parquet file and then stores its rows in the model's SQLite cache, in tha
 ``<digest>`` hashes the content keys of the shard's images, so the same data gives the same file
 names. A shard holds ``key`` (the content hash the cache is keyed by), ``vector`` (float32, null
 where the image failed) and ``reason`` (why it failed), with the model key in its metadata
-(:func:`dataexplore.cache.write_shard`). Files are written atomically (temporary file + rename):
+(:func:`dataexplore.embedding.cache.write_shard`). Files are written atomically (temporary file + rename):
 a shard file that exists is complete.
 
 Only the driver writes: shards and SQLite live where the driver runs, so no database is ever
@@ -60,9 +60,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .embeddings import Embeddings
-from .errors import DataexploreError, require
-from .images import DEFAULT_MAX_PIXELS
+from ..core.embeddings import Embeddings
+from ..core.errors import DataexploreError, require
+from ..core.images import DEFAULT_MAX_PIXELS
 
 #: Images per shard: the unit that is written, reused and resumed.
 DEFAULT_SHARD_SIZE = 4096
@@ -91,7 +91,7 @@ def connect(address: str | None = None):
 
     Examples
     --------
-    >>> from dataexplore.ray_engine import connect
+    >>> from dataexplore.embedding.ray import connect
     >>> ray = connect("head-node:6379")  # doctest: +SKIP
     """
     ray = require("ray", "distributed embedding", "dataexplore[scale]")
@@ -216,14 +216,14 @@ def embed(
 
     Examples
     --------
-    >>> from dataexplore.ray_engine import embed
+    >>> from dataexplore.embedding.ray import embed
     >>> emb = embed("/data/images", model="ViT-B-32", pretrained="/models/vit-b-32.safetensors",
     ...             address="head-node:6379")  # doctest: +SKIP
     """
     from .cache import EmbeddingCache, FileHashes, cache_root, content_keys
-    from .engine import failure_conditions, from_cache, make_result
-    from .models import load_model
-    from .samples import load
+    from .local import failure_conditions, from_cache, make_result
+    from ..models import load_model
+    from ..sources import load
 
     device = str(device)
     if device not in ("auto", "cuda", "cpu"):
@@ -287,7 +287,7 @@ class _Layout:
     @classmethod
     def for_cluster(cls, ray, clip, device: str, batch_size: int | None, num_actors: int | None,
                     cpus_per_actor: float) -> "_Layout":
-        from .engine import _cpu_batch_size
+        from .local import _cpu_batch_size
 
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
@@ -418,7 +418,7 @@ def decode_batch(batch: dict[str, np.ndarray], images: Any, cfg: dict, preproces
     (the failure is transient: not cached).
     """
     from .batches import ImageDataset, collate
-    from .samples import Samples
+    from ..core.samples import Samples
 
     rows = np.asarray(batch["row"], dtype=np.int64)
     local = np.arange(len(rows))
@@ -469,8 +469,8 @@ class Embedder:
                  use_gpu: bool, threads: int = 1):
         import torch
 
-        from .engine import image_tower
-        from .models import load_model
+        from ..models.device import image_tower
+        from ..models import load_model
 
         if not use_gpu:
             torch.set_num_threads(threads)
@@ -489,7 +489,7 @@ class Embedder:
         import torch
 
         from .batches import Batch, to_model_input
-        from .engine import encode
+        from .local import encode
 
         rows = np.asarray(batch["row"], dtype=np.int64)
         reasons = np.array(batch["reason"], dtype=object)

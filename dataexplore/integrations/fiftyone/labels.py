@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
-from ..io import is_missing
+from ...core.errors import DataexploreError
+from ...core.io import is_missing
 from ._collections import _check_collection, _check_field_name, _check_known
 
 _REQUIRED_COLUMNS = ("id", "label")
@@ -48,7 +48,7 @@ def apply_labels(collection: Any, labels: pd.DataFrame, field: str = "human_labe
     >>> dataset[sample_id].human_label.annotator  # doctest: +SKIP
     'ana'
     """
-    fo = _check_collection(collection, "dataexplore.fiftyone.apply_labels")
+    fo = _check_collection(collection, "dataexplore.integrations.fiftyone.apply_labels")
     if not isinstance(labels, pd.DataFrame):
         raise DataexploreError(f"labels must be a pandas DataFrame, got {type(labels).__name__}")
     missing = [c for c in _REQUIRED_COLUMNS if c not in labels.columns]

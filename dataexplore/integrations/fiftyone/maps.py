@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError, require
-from ..ids import locate
+from ...core.errors import DataexploreError, require
+from ...core.ids import locate
 from ._collections import INSTALL, _check_collection, _check_known, _dataset, _info
 
 
@@ -45,8 +45,8 @@ def save_map(collection: Any, points: Any, *, brain_key: str = "dataexplore", em
     >>> dx.fiftyone.save_map(dataset, ex, embeddings_field="dataexplore_embedding")  # doctest: +SKIP
     >>> session = fo.launch_app(dataset)  # Embeddings panel -> brain key "dataexplore"  # doctest: +SKIP
     """
-    fo = _check_collection(collection, "dataexplore.fiftyone.save_map")
-    brain = require("fiftyone.brain", "dataexplore.fiftyone.save_map", INSTALL)
+    fo = _check_collection(collection, "dataexplore.integrations.fiftyone.save_map")
+    brain = require("fiftyone.brain", "dataexplore.integrations.fiftyone.save_map", INSTALL)
     if not isinstance(brain_key, str) or not brain_key.isidentifier():
         raise DataexploreError(f"a brain key must be a valid Python identifier, got {brain_key!r}")
     ids, xy, provenance = _map_points(points)
@@ -79,7 +79,7 @@ def save_map(collection: Any, points: Any, *, brain_key: str = "dataexplore", em
 
 def _map_points(points: Any) -> tuple[list[str] | None, np.ndarray, dict]:
     """(ids or None, N×2 float32, provenance) of an Explorer, a Projection, an id/x/y table or an array."""
-    from ..projection import Projection
+    from ...projection import Projection
 
     ids, provenance = None, {}
     if isinstance(points, Projection):

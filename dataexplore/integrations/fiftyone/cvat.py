@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field as _field
 from typing import Any, Iterable
 
-from ..errors import DataexploreError
+from ...core.errors import DataexploreError
 from ._collections import _check_collection, _check_field_name, _check_known, _selected_ids
 
 _SECRET_WORDS = ("password", "token", "secret", "api_key", "apikey")
@@ -93,7 +93,7 @@ def cvat_request(collection: Any, selection: Any, *, anno_key: str, label_field:
     ['Ankle boot', 'Bag', 'Coat']
     >>> req.run()  # needs a CVAT server  # doctest: +SKIP
     """
-    _check_collection(collection, "dataexplore.fiftyone.cvat_request")
+    _check_collection(collection, "dataexplore.integrations.fiftyone.cvat_request")
     ids, _ = _selected_ids(selection)
     if not isinstance(anno_key, str) or not anno_key.isidentifier():
         raise DataexploreError(f"an annotation key must be a valid Python identifier, got {anno_key!r}")

@@ -24,70 +24,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .embeddings import Embeddings
-from .errors import DataexploreError
+from ..core.embeddings import Embeddings
+from ..core.errors import DataexploreError
 from .batches import ImageDataset, collate, threaded_batches, to_model_input
-from .images import DEFAULT_MAX_PIXELS
-
-
-def pick_device(device: Any = "auto"):
-    """``"auto"`` -> cuda if available, else mps, else cpu; anything else through :class:`torch.device`."""
-    import torch
-
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DataexploreError("device 'cuda' was asked for, but torch sees no CUDA GPU")
-    return dev
-
-
-def pick_precision(device, precision: str = "auto"):
-    """The compute dtype for ``precision`` on ``device`` (``None`` = plain fp32)."""
-    import torch
-
-    table = {"fp32": None, "float32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16}
-    if precision != "auto":
-        if precision not in table:
-            raise DataexploreError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-        return table[precision]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.bfloat16 if _cpu_has_fast_bf16() else None
-
-
-def _cpu_has_fast_bf16() -> bool:
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def image_tower(clip, device, precision: str = "auto"):
-    """The model's image encoder ready for inference on ``device``, and its dtype.
-
-    For reduced precision a cast copy of the tower is made once and kept on ``clip``; the
-    original fp32 weights stay untouched for text encoding and other precisions.
-    """
-    import copy
-
-    dtype = pick_precision(device, precision)
-    key = (str(device), dtype)
-    tower = clip.towers.get(key)
-    if tower is None:
-        tower = clip.model.visual if dtype is None else copy.deepcopy(clip.model.visual).to(dtype)
-        clip.towers[key] = tower.eval()
-    return tower, dtype
+from ..core.images import DEFAULT_MAX_PIXELS
+from ..models.device import image_tower, pick_device
 
 
 def cpu_count() -> int:
@@ -140,7 +81,7 @@ def embed(
         ``"torchvision"`` decodes JPEG files on the model's device (nvJPEG on CUDA); other
         formats still go through PIL in the workers.
     cache : bool
-        Read and write the on-disk cache (see :mod:`dataexplore.cache`).
+        Read and write the on-disk cache (see :mod:`dataexplore.embedding.cache`).
     cache_dir : path, optional
         Cache root; default ``$DATAEXPLORE_CACHE_DIR`` or the user cache folder.
     max_pixels : int
@@ -149,7 +90,7 @@ def embed(
         Show a progress bar (images/s) while computing.
     engine : {"local", "ray"}
         ``"ray"`` runs the same computation as a Ray Data pipeline across a cluster's GPUs (see
-        :mod:`dataexplore.ray_engine`, needs ``pip install dataexplore[scale]``): same ids and
+        :mod:`dataexplore.embedding.ray`, needs ``pip install dataexplore[scale]``): same ids and
         vectors, results written as Parquet shards into the same cache. ``num_workers`` and
         ``decode="torchvision"`` are local-engine options.
     ray_address : str, optional
@@ -173,8 +114,8 @@ def embed(
     >>> emb = dx.embed("fashion-mnist:test:1000", engine="ray")  # doctest: +SKIP
     """
     from .cache import EmbeddingCache, FileHashes, cache_root, content_keys
-    from .models import load_model
-    from .samples import load
+    from ..models import load_model
+    from ..sources import load
 
     if engine not in ("local", "ray"):
         raise DataexploreError(f"engine must be 'local' or 'ray', got {engine!r}")
@@ -182,7 +123,7 @@ def embed(
         if num_workers is not None or decode != "pil":
             raise DataexploreError("num_workers and decode='torchvision' are options of the local engine; "
                                    "with engine='ray' Ray Data schedules the decoding tasks")
-        from .ray_engine import embed as embed_ray
+        from .ray import embed as embed_ray
 
         return embed_ray(source, model, pretrained, address=ray_address, device=device, batch_size=batch_size,
                          precision=precision, cache=cache, cache_dir=cache_dir, max_pixels=max_pixels,
@@ -220,13 +161,13 @@ def embed(
 
 
 def failure_conditions(max_pixels: int, decoder: str) -> str:
-    """The conditions a cached decode failure is valid under, as JSON (see :mod:`dataexplore.cache`).
+    """The conditions a cached decode failure is valid under, as JSON (see :mod:`dataexplore.embedding.cache`).
 
     The same for both engines, so a failure recorded by a Ray run is served to a local one. Model
     failures (a non-finite embedding, which may depend on the precision) are never cached."""
     import json
 
-    from .images import decode_conditions
+    from ..core.images import decode_conditions
 
     return json.dumps(decode_conditions(max_pixels, decoder), sort_keys=True)
 
@@ -413,6 +354,6 @@ def embed_text(
     >>> t.shape  # doctest: +SKIP
     (2, 128)
     """
-    from .models import embed_prompts, load_model
+    from ..models import embed_prompts, load_model
 
     return embed_prompts(load_model(model, pretrained, pick_device(device)), prompts)

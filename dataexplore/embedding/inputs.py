@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..embeddings import Embeddings
-from ..errors import DataexploreError
+from ..core.embeddings import Embeddings
+from ..core.errors import DataexploreError
 
 
 def as_analysed(data: Any, model: str = "fashion-tiny", **embed_kwargs) -> Embeddings:
@@ -25,7 +25,7 @@ def as_analysed(data: Any, model: str = "fashion-tiny", **embed_kwargs) -> Embed
     elif isinstance(data, np.ndarray) and data.ndim == 2 and np.issubdtype(data.dtype, np.floating):
         emb = Embeddings(ids=np.arange(len(data)).astype(str), vectors=data)
     else:
-        from ..engine import embed
+        from .local import embed
 
         emb = embed(data, model, **embed_kwargs)
     if len(emb) == 0:

@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataexploreError
+from ..core.errors import DataexploreError
 from .words import concept_key
 
 #: Default share of images without a concept allowed to pass its threshold.

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataexploreError
+from ..core.errors import DataexploreError
 
 MAX_THUMBNAILS = 50_000
 
@@ -59,7 +59,7 @@ def to_html(explorer: Any, path: str | os.PathLike, *, thumbnails: bool = False,
     >>> ex = dx.explore("fashion-mnist:test")  # doctest: +SKIP
     >>> ex.to_html("fashion-map.html", thumbnails=True)  # doctest: +SKIP
     """
-    from .io import atomic_write
+    from ..core.io import atomic_write
 
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):

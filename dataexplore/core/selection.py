@@ -109,7 +109,7 @@ class Selection:
 
     Examples
     --------
-    >>> from dataexplore.selection import as_selection
+    >>> from dataexplore.core.selection import as_selection
     >>> sel = as_selection(["a", "b", "c"], [2, 0])
     >>> sel.ids.tolist(), sel.indices.tolist()
     (['a', 'c'], [0, 2])
@@ -160,7 +160,7 @@ class Selection:
         >>> q = ex.selection.to_query("trousers")  # doctest: +SKIP
         >>> q.save("trousers.dxq")  # doctest: +SKIP
         """
-        from .query import make_query
+        from ..query import make_query
 
         return make_query(self, embeddings if embeddings is not None else self.embeddings, name=name,
                           describe=describe)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import DataexploreError
+from ...core.errors import DataexploreError
 from ._collections import _check_collection, _check_known, _dataset, _selected_ids
 
 
@@ -41,7 +41,7 @@ def tag(collection: Any, selection: Any, tag: str, *, view_name: str | None = No
     >>> dataset.count_sample_tags()  # doctest: +SKIP
     {'review': 120}
     """
-    fo = _check_collection(collection, "dataexplore.fiftyone.tag")
+    fo = _check_collection(collection, "dataexplore.integrations.fiftyone.tag")
     ids, provenance = _selected_ids(selection)
     if not isinstance(tag, str) or not tag.strip():
         raise DataexploreError(f"a tag must be a non-empty string, got {tag!r}")

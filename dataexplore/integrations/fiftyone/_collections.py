@@ -1,4 +1,4 @@
-"""What the modules of :mod:`dataexplore.fiftyone` share: checking a collection, its dataset and ids."""
+"""What the modules of :mod:`dataexplore.integrations.fiftyone` share: checking a collection, its dataset and ids."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..errors import DataexploreError, require
-from ..ids import rows_of
+from ...core.errors import DataexploreError, require
+from ...core.ids import rows_of
 
 INSTALL = "dataexplore[fiftyone]"
 #: Where dataexplore keeps its records in ``dataset.info``.
@@ -15,10 +15,10 @@ INFO_KEY = "dataexplore"
 
 
 def _check_collection(collection: Any, feature: str):
-    from ..samples import _is_fiftyone
+    from ...sources import is_fiftyone
 
     fo = require("fiftyone", feature, INSTALL)
-    if not _is_fiftyone(collection) or not hasattr(collection, "get_field_schema"):
+    if not is_fiftyone(collection) or not hasattr(collection, "get_field_schema"):
         raise DataexploreError(f"{feature} needs a FiftyOne dataset or view, got {type(collection).__name__}")
     return fo
 
@@ -47,7 +47,7 @@ def _check_known(ids: list[str], collection_ids: list[str]) -> None:
 
 def _selected_ids(selection: Any) -> tuple[list[str], str]:
     """Ids (unique, in order) and a few words of provenance from a Selection or a sequence of ids."""
-    from ..selection import Selection
+    from ...core.selection import Selection
 
     how = ""
     if isinstance(selection, Selection):

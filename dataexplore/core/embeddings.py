@@ -230,3 +230,11 @@ class Embeddings:
         except SourceError as exc:
             raise SourceError(f"{path}: {exc}") from None
         return emb
+
+
+def medoids(vectors: np.ndarray, n: int = 4) -> np.ndarray:
+    """Positions of the ``n`` members closest to the group's mean direction (its exemplars)."""
+    if len(vectors) == 0:
+        return np.zeros(0, np.int64)
+    centre = vectors.mean(axis=0)
+    return np.argsort(-(vectors @ centre), kind="stable")[:n].astype(np.int64)

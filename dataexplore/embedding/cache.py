@@ -21,7 +21,7 @@ The compute precision is not part of the key: bf16 and fp32 vectors of the same 
 cosine above 0.999, and recomputing a whole dataset for that difference would waste hours.
 
 A decode failure is stored with the **conditions** that produced it (the pixel limit, the decoder,
-Pillow's version; :func:`dataexplore.images.decode_conditions`) and served only to a run with the
+Pillow's version; :func:`dataexplore.core.images.decode_conditions`) and served only to a run with the
 same conditions: an image refused under ``max_pixels=5000`` is decoded again once the limit is
 raised. Transient failures (out of memory, an I/O error while reading, a file that vanished during
 the run) and model failures (a non-finite embedding) are never stored: the next run tries again.
@@ -33,7 +33,7 @@ memoised under its path, size, modification time and inode: a file that was not 
 not read again. Memo rows carry a CRC32 of all their fields, like vector rows: a damaged or
 swapped row is ignored and the file hashed again.
 
-Shards (:mod:`dataexplore.ray_engine`) are the cache in a form any node and any tool can read: one
+Shards (:mod:`dataexplore.embedding.ray`) are the cache in a form any node and any tool can read: one
 Parquet file per deterministic chunk of a dataset, named by the hash of the chunk's content keys,
 with columns ``key`` (content hash, as above), ``vector`` (fixed-size list of float32, null where
 the image failed) and ``reason`` (the failure, else null), and the model key in the file metadata.
@@ -149,7 +149,7 @@ class EmbeddingCache(_Database):
     identity : dict
         Stored in the file for humans and tools (``dataexplore`` never trusts it for lookups).
     conditions : str
-        The decode conditions of this run (:func:`dataexplore.images.decode_conditions`, as JSON):
+        The decode conditions of this run (:func:`dataexplore.core.images.decode_conditions`, as JSON):
         failures are stored with them and only failures stored under the same conditions are served.
     """
 
@@ -329,7 +329,7 @@ def write_shard(path: str | os.PathLike, keys: list[str], vectors: np.ndarray, r
     """
     import pyarrow as pa
 
-    from .io import write_parquet_atomic
+    from ..core.io import write_parquet_atomic
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
@@ -458,7 +458,7 @@ def content_keys(samples, memo: FileHashes | None = None, threads: int = 8) -> t
     failures : dict
         Row -> reason for the rows whose key is ``None`` (``"missing file"``, ...).
     """
-    from .images import DecodeError
+    from ..core.images import DecodeError
 
     n = len(samples)
     if samples.images is not None:

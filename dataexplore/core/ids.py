@@ -22,7 +22,7 @@ def locate(index: Any, ids: Any) -> tuple[np.ndarray, np.ndarray]:
     """Where each of ``ids`` sits in ``index``: ``(rows of the ids found, which ids were found)``.
 
     ``index`` is the ids of the rows (a sequence, a :class:`pandas.Index` or the
-    :class:`~dataexplore.selection.RowIds` of a map without ids of its own); ids compare as text.
+    :class:`~dataexplore.core.selection.RowIds` of a map without ids of its own); ids compare as text.
 
     Examples
     --------
@@ -50,7 +50,7 @@ def rows_of(index: Any, ids: Any, *, missing: str = "raise",
     index, ids
         As in :func:`locate`.
     missing : {"raise", "drop"}
-        ``"raise"``: a :class:`~dataexplore.errors.DataexploreError` built from ``message`` (with
+        ``"raise"``: a :class:`~dataexplore.core.errors.DataexploreError` built from ``message`` (with
         ``{id}``, the first unknown id, and ``{count}``, how many are unknown); ``"drop"``: the
         rows of the ids found only.
 
@@ -63,7 +63,7 @@ def rows_of(index: Any, ids: Any, *, missing: str = "raise",
     >>> rows_of(["a", "b"], ["x"])
     Traceback (most recent call last):
     ...
-    dataexplore.errors.DataexploreError: sample id 'x' is not among these samples (1 unknown ids in all)
+    dataexplore.core.errors.DataexploreError: sample id 'x' is not among these samples (1 unknown ids in all)
     """
     if missing not in ("raise", "drop"):
         raise DataexploreError(f"missing must be 'raise' or 'drop', got {missing!r}")

@@ -2,12 +2,12 @@
 
 Run for a built-in model (the training script does this after training)::
 
-    python -m dataexplore.analysis.calibrate fashion-tiny --data fashion-mnist:train
+    python -m dataexplore.language.calibration fashion-tiny --data fashion-mnist:train
 
 It writes ``concept_calibration`` (per class phrase: the threshold only ``false_match_rate`` of
 other-class images reach, and the phrase's AUROC; plus a model-level threshold for other concepts)
 into the model's ``metrics.json``; :func:`dataexplore.concepts` and the group descriptions use it
-(see :mod:`dataexplore.analysis.thresholds`).
+(see :mod:`dataexplore.language.thresholds`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def calibrate_model(model: str, data: str, false_match_rate: float = FALSE_MATCH
     >>> cal["concepts"]["trouser"]  # doctest: +SKIP
     {'threshold': 0.52, 'auroc': 0.999}
     """
-    from ..engine import embed
+    from ..embedding.local import embed
 
     emb = embed(data, model, progress=False)
     concepts = vocabulary(None, emb.table["label"], default=False)

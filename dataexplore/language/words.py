@@ -10,7 +10,7 @@ import re
 
 
 def _known_phrases() -> dict[str, str]:
-    from ..datasets import FASHION_MNIST_CLASSES, FASHION_MNIST_PHRASES
+    from ..sources.datasets import FASHION_MNIST_CLASSES, FASHION_MNIST_PHRASES
 
     return dict(zip(FASHION_MNIST_CLASSES, FASHION_MNIST_PHRASES))
 

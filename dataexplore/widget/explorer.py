@@ -1,7 +1,7 @@
 """The Explorer widget: a WebGL map in the notebook whose selections are Python values at once.
 
 The widget only displays and forwards: coordinates, colours and selections come from the compute
-core (:mod:`dataexplore.engine`, :mod:`dataexplore.projection`, :mod:`dataexplore.selection`);
+core (:mod:`dataexplore.embedding.local`, :mod:`dataexplore.projection`, :mod:`dataexplore.core.selection`);
 the browser sends selection shapes and the kernel computes exact rows.
 """
 
@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import traitlets
 
-from .errors import DataexploreError
-from .ids import rows_of
-from .selection import RowIds, Selection, as_selection, combine
+from ..core.errors import DataexploreError
+from ..core.ids import rows_of
+from ..core.selection import RowIds, Selection, as_selection, combine
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -353,7 +353,7 @@ class Explorer(anywidget.AnyWidget):
         """Save this map as one self-contained HTML file that opens without a kernel.
 
         Pan, zoom, hover, lasso, box and legend selection work in the file, and the viewer can
-        download the selected ids as CSV or JSON. See :func:`dataexplore.share.to_html`. A map of
+        download the selected ids as CSV or JSON. See :func:`dataexplore.widget.share.to_html`. A map of
         more than ``max_points`` points is refused (the file has no kernel): share a subsample.
 
         Examples
@@ -396,7 +396,7 @@ class Explorer(anywidget.AnyWidget):
         >>> ex.export("odd shoes", "label-studio")  # doctest: +SKIP
         PosixPath('dataexplore-exports/odd_shoes-label-studio')
         """
-        from .io import safe_name
+        from ..core.io import safe_name
 
         if not isinstance(name, str) or not name.strip():
             raise DataexploreError("give the export a name")
@@ -407,7 +407,7 @@ class Explorer(anywidget.AnyWidget):
             path = query.save(folder / f"{safe_name(name)}.dxq", overwrite=overwrite)
             self.queries[name] = query
             return path
-        from .labeling import FORMATS, export_labeling
+        from ..labeling import FORMATS, export_labeling
 
         if what not in FORMATS:
             raise DataexploreError(f"what must be 'query' or one of {', '.join(FORMATS)}, got {what!r}")
@@ -569,14 +569,14 @@ class Explorer(anywidget.AnyWidget):
     # ---- big maps: a sample and a density layer that refine as the view changes ----------------
     def _index(self):
         if self._grid is None:
-            from .lod import PointGrid
+            from ..core.geometry import PointGrid
 
             self._grid = PointGrid(self.xy)
         return self._grid
 
     def _send_overview(self, client: str) -> None:
         """The map's extent, the density of all points and the overview sample (to view ``client``)."""
-        from .lod import first_by_rank
+        from ..core.geometry import first_by_rank
 
         grid = self._index()
         if self._overview is None:
@@ -588,7 +588,7 @@ class Explorer(anywidget.AnyWidget):
     def _send_view(self, content: dict) -> None:
         """Answer the browser's view: up to ``lod_points`` points inside ``rect``, all when they fit,
         else the first by sampling rank (so the points of a wider view that fall inside stay)."""
-        from .lod import first_by_rank
+        from ..core.geometry import first_by_rank
 
         if not self._lod:
             raise ValueError("views are asked for only on maps drawn as a sample")
@@ -642,7 +642,7 @@ class Explorer(anywidget.AnyWidget):
             return self._thumbs[row]
         data = b""
         if self.samples is not None:
-            from .images import thumbnail
+            from ..core.images import thumbnail
 
             try:
                 data = thumbnail(self.samples.read(row if self._rows is None else int(self._rows[row])), size)
@@ -652,55 +652,6 @@ class Explorer(anywidget.AnyWidget):
         if len(self._thumbs) > 4096:
             self._thumbs.popitem(last=False)
         return data
-
-
-def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = None, *,
-            color: Any = "label", method: str = "umap", tooltip: Sequence[str] = (), height: int = 560,
-            export_dir: str | Path = "dataexplore-exports", **embed_kwargs) -> Explorer:
-    """Load, embed, project (all cached) and show a dataset in one line.
-
-    Parameters
-    ----------
-    source
-        Anything :func:`dataexplore.load` accepts. A FiftyOne dataset or view is embedded with
-        :func:`dataexplore.fiftyone.embed`: the vectors are stored in a sample field and reused.
-    model, pretrained
-        The CLIP model (see :func:`dataexplore.embed`).
-    color : str or array-like, optional
-        Column to colour by (``"label"`` by default, ignored when the source has no labels).
-    method : {"umap", "pca"}
-    tooltip : sequence of str
-        Extra metadata columns for the hover tooltip.
-    height : int
-        Height of the map in pixels.
-    export_dir : path
-        Where the widget's export menu writes queries and labeling batches.
-    **embed_kwargs
-        Passed to :func:`dataexplore.embed` (``device``, ``batch_size``, ``cache_dir``, ...).
-
-    Returns
-    -------
-    Explorer
-
-    Examples
-    --------
-    >>> import dataexplore as dx
-    >>> ex = dx.explore("fashion-mnist:test", model="fashion-tiny", color="label")  # doctest: +SKIP
-    """
-    from .engine import embed
-    from .projection import project
-    from .samples import _is_fiftyone
-
-    if _is_fiftyone(source):  # vectors live in a sample field: computed once, reused afterwards
-        from .fiftyone import embed
-    emb = embed(source, model, pretrained, **embed_kwargs)
-    proj = project(emb, method=method)
-    table = emb.table
-    if isinstance(color, str) and color not in table.columns:
-        color = None
-    provenance = {"source": getattr(emb.samples, "name", ""), "model": emb.model, "projection": proj.get_params()}
-    return Explorer(proj.embedding_, ids=emb.ids, table=table, samples=emb.samples, rows=emb.rows, color=color,
-                    tooltip=tooltip, height=height, provenance=provenance, embeddings=emb, export_dir=export_dir)
 
 
 def _aligned(values: Any, ids: pd.Index) -> pd.Series:
