@@ -50,8 +50,9 @@ import planted  # noqa: E402  (benchmarks/planted.py)
 
 def spaces(second_clip: bool = False) -> dict:
     """name -> (train Embeddings, test Embeddings, label ids train, label ids test)."""
-    import dataexplore as dx
     from sklearn.decomposition import PCA
+
+    import dataexplore as dx
 
     train, test = dx.embed("fashion-mnist:train", progress=False), dx.embed("fashion-mnist:test", progress=False)
     ytr, yte = train.table["label_id"].to_numpy(), test.table["label_id"].to_numpy()
@@ -63,9 +64,10 @@ def spaces(second_clip: bool = False) -> dict:
     def unit(a):
         return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
 
-    out["pixels"] = (dx.Embeddings(ids=train.ids, vectors=unit(pca.transform(xtr)), rows=train.rows, samples=train.samples),
-                     dx.Embeddings(ids=test.ids, vectors=unit(pca.transform(xte)), rows=test.rows, samples=test.samples),
-                     ytr, yte)
+    out["pixels"] = (
+        dx.Embeddings(ids=train.ids, vectors=unit(pca.transform(xtr)), rows=train.rows, samples=train.samples),
+        dx.Embeddings(ids=test.ids, vectors=unit(pca.transform(xte)), rows=test.rows, samples=test.samples),
+        ytr, yte)
     if second_clip:
         model = second_clip_model()
         out["fashion-tiny-seed1"] = (dx.embed("fashion-mnist:train", model=model, progress=False),
@@ -123,8 +125,9 @@ def slices(space: str, test, yte) -> list[dict]:
 
 
 def coverage(space: str, train, test, ytr, yte) -> list[dict]:
-    import dataexplore as dx
     from sklearn.metrics import roc_auc_score
+
+    import dataexplore as dx
 
     cases = []
     for c in (0, 2, 4, 6, 8, 9):
@@ -166,6 +169,7 @@ def coverage(space: str, train, test, ytr, yte) -> list[dict]:
 
 def concepts(space: str, train, test, ytr, yte) -> list[dict]:
     import dataexplore as dx
+    from dataexplore.language import vocabulary
     from dataexplore.sources.datasets import FASHION_MNIST_PHRASES
 
     rows = []
@@ -180,7 +184,7 @@ def concepts(space: str, train, test, ytr, yte) -> list[dict]:
                          "missing": row["status"] == "missing", "status": row["status"],
                          "threshold_source": row["threshold_source"]})
         # baseline: per-concept thresholds (calibrated on labels), raw shares, ratio < 0.25
-        text = dx.analysis.vocabulary.concept_vectors(dx.analysis.vocabulary.text_model(test), [phrase])
+        text = vocabulary.concept_vectors(vocabulary.text_model(test), [phrase])
         other = yte != c
         tau = float(np.quantile((test.vectors @ text.T)[other, 0], 0.98))
         a, b = float(((ref.vectors @ text.T)[:, 0] >= tau).mean()), float(((test.vectors @ text.T)[:, 0] >= tau).mean())
@@ -219,7 +223,8 @@ def summarise(res: dict) -> str:
     if not res["coverage"]:
         return "\n".join(lines)
     c = pd.DataFrame(res["coverage"])
-    lines.append("| space | family | method | mean AUROC | mean top-region precision | mean top-region recall | regions | seconds (kNN alone) |")
+    lines.append("| space | family | method | mean AUROC | mean top-region precision | mean top-region recall "
+                 "| regions | seconds (kNN alone) |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for (space, fam, method), g in c.groupby(["space", "family", "method"], sort=False):
         secs = f"{g['seconds'].mean():.1f} ({g['knn_seconds'].mean():.1f})" if method == "dataexplore" else ""
@@ -247,7 +252,8 @@ def build_100k(path: Path) -> None:
     labels = np.concatenate([train.table["label"].astype(str), test.table["label"].astype(str),
                              train.table["label"].astype(str)[:30000]])
     order = np.random.default_rng(0).permutation(len(ids))
-    np.savez(path, ids=ids[order].astype(str), vectors=vectors[order], labels=np.asarray(labels[order], dtype=str), model=json.dumps(train.model))
+    np.savez(path, ids=ids[order].astype(str), vectors=vectors[order], labels=np.asarray(labels[order], dtype=str),
+             model=json.dumps(train.model))
 
 
 class RssSampler:
@@ -282,6 +288,7 @@ def worker(kind: str, n: int, data: Path) -> dict:
     import pandas as pd
 
     import dataexplore as dx
+    from dataexplore.language import vocabulary
 
     z = np.load(data, allow_pickle=False)
     ids, vectors, labels = z["ids"][:n].astype(object), z["vectors"][:n], z["labels"][:n]
@@ -294,7 +301,7 @@ def worker(kind: str, n: int, data: Path) -> dict:
 
     dx.analysis.knn(vectors[:64], k=5)
     NearestNeighbors(n_neighbors=5, algorithm="brute", metric="cosine").fit(vectors[:64]).kneighbors(vectors[:64])
-    dx.analysis.vocabulary.text_model(emb)
+    vocabulary.text_model(emb)
     sampler = RssSampler().start()
     t0 = time.perf_counter()
     if kind == "coverage":

@@ -93,8 +93,8 @@ def run(scenario: str, seed: int, budget: int, train_emb, test_emb, xtr, xte, yt
               "uncertainty": pool[np.argsort(margins(probs.to_numpy()), kind="stable")[:budget]]}
     before = {"slice": float(correct[in_slice].mean()), "overall": float(correct.mean())}
     out = {"scenario": scenario, "seed": seed, "slice": top["name"], "slice_size": int(top["count"]),
-           "slice_labels": top["top_labels"], "verdict": top["verdict"].split(":")[0], "coverage": float(top["coverage"]),
-           "before": before}
+           "slice_labels": top["top_labels"], "verdict": top["verdict"].split(":")[0],
+           "coverage": float(top["coverage"]), "before": before}
     for name, rows in chosen.items():
         retrained = train_classifier(xtr[np.r_[keep, rows]], ytr[np.r_[keep, rows]], seed)
         ok = retrained.predict(xte) == yte
@@ -124,6 +124,10 @@ def main(argv=None) -> int:
     return 0
 
 
+def _ratio(gain: dict, m: str, other: str) -> str:
+    return f"{gain[m] / gain[other]:.2f}×" if abs(gain[other]) > 1e-9 else "–"
+
+
 def summarise(results: list[dict], budget: int) -> str:
     lines = ["| scenario | verdict (slice) | batch | slice accuracy before → after | overall before → after | "
              "slice gain per 100 labels | vs random | vs uncertainty |", "|---|---|---|---|---|---|---|---|"]
@@ -131,15 +135,16 @@ def summarise(results: list[dict], budget: int) -> str:
         rs = [r for r in results if r["scenario"] == scenario and r.get("slice")]
         if not rs:
             continue
-        gain = {m: np.mean([r[m]["slice"] - r["before"]["slice"] for r in rs]) for m in ("dataexplore", "random", "uncertainty")}
+        gain = {m: np.mean([r[m]["slice"] - r["before"]["slice"] for r in rs])
+                for m in ("dataexplore", "random", "uncertainty")}
         for m in ("dataexplore", "random", "uncertainty"):
             b_s, a_s = np.mean([r["before"]["slice"] for r in rs]), np.mean([r[m]["slice"] for r in rs])
             b_o, a_o = np.mean([r["before"]["overall"] for r in rs]), np.mean([r[m]["overall"] for r in rs])
-            ratio = (lambda o: f"{gain[m] / gain[o]:.2f}×" if abs(gain[o]) > 1e-9 else "–")
             verdicts = ", ".join(sorted({r["verdict"] for r in rs}))
             lines.append(f"| {scenario} | {verdicts} ({rs[0]['slice_labels']}) | {m} | {b_s:.3f} → {a_s:.3f} | "
                          f"{b_o:.4f} → {a_o:.4f} | {100 * gain[m] / budget:+.3f} | "
-                         f"{ratio('random') if m == 'dataexplore' else ''} | {ratio('uncertainty') if m == 'dataexplore' else ''} |")
+                         f"{_ratio(gain, m, 'random') if m == 'dataexplore' else ''} | "
+                         f"{_ratio(gain, m, 'uncertainty') if m == 'dataexplore' else ''} |")
     return "\n".join(lines)
 
 

@@ -12,7 +12,10 @@ Measured per widget and size, median of ``--repeat`` runs:
 - first frame: from the moment the cell starts building the widget (time taken in the kernel) to
   the moment the map's area shows drawn points (screenshots polled from the test process);
 - lasso -> Python: from mouse-up of a lasso drawn with the mouse to the moment the widget's Python
-  selection observer runs (time taken in the kernel), and how many points it received.
+  selection observer runs (time taken in the kernel), and how many points it received; for two
+  lassos, one after the other: a smooth circle (about 80 vertices), then a hand-drawn one of about
+  400 (the most the browser sends), the shape of ``benchmarks/lasso.py``'s ``hand-drawn``, which
+  times the kernel's part alone.
 
 Run::
 
@@ -35,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.lasso import hand_drawn  # noqa: E402
 from tests.browser.harness import launch_browser, open_and_run, start_lab, write_notebook  # noqa: E402
 
 SETUP = """import json, os, time
@@ -44,16 +48,16 @@ N = {n}
 centers = rng.normal(scale=6, size=(20, 2))
 xy = (centers[rng.integers(0, 20, N)] + rng.normal(size=(N, 2))).astype(np.float32)
 OUT = {out!r}
-def record(kind, n):
+def record(kind, n, **extra):
     with open(OUT + "." + kind + ".tmp", "w") as f:
-        json.dump({{"t": time.time(), "n": int(n)}}, f)
+        json.dump({{"t": time.time(), "n": int(n), **extra}}, f)
     os.replace(OUT + "." + kind + ".tmp", OUT + "." + kind)
 {imports}"""
 
 WIDGETS = {
     "dataexplore": ("import dataexplore as dx", """record("start", N)
 w = dx.Explorer(xy, height=500)
-w.on_select(lambda s: record("select", len(s)))
+w.on_select(lambda s: record("select", len(s), vertices=0 if s.polygon is None else len(s.polygon)))
 w"""),
     "jupyter-scatter": ("import jscatter, pandas as pd", """record("start", N)
 sc = jscatter.Scatter(data=pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}), x="x", y="y", height=500)
@@ -95,6 +99,20 @@ def _wait_file(path: Path, after: float, timeout: float) -> dict | None:
     return None
 
 
+def _lasso(page, out: str, path, steps: int) -> tuple[float | None, int | None, int | None]:
+    """Draw ``path`` with the mouse; (mouse-up -> Python observer, points it received, polygon
+    vertices it received where the widget tells)."""
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for p in path[1:]:
+        page.mouse.move(*p, steps=steps)
+    t_up = time.time()
+    page.mouse.up()
+    sel = _wait_file(Path(f"{out}.select"), t_up, 120)
+    page.wait_for_timeout(200)
+    return (sel["t"] - t_up, sel["n"], sel.get("vertices")) if sel else (None, None, None)
+
+
 def run_one(browser, lab, widget: str, n: int, run: int) -> dict:
     out = lab["root"] / f"{widget}-{n}-{run}"
     name = f"{widget}-{n}-{run}.ipynb"
@@ -117,21 +135,17 @@ def run_one(browser, lab, widget: str, n: int, run: int) -> dict:
             time.sleep(0.05)
         first_frame = time.time() - start["t"]
         time.sleep(1.0)
-        # the same lasso for every widget: a circle at 45% of the area's size around its centre
+        # the same lassos for every widget, a circle at 45% of the area's size around its centre:
+        # smooth (40 mouse positions, 2 steps each), then hand-drawn (400 positions 2.5 px zigzag;
+        # the browser keeps the moves 2 px apart or more: about 400 vertices)
         box = page.locator(area).first.bounding_box()
         cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, 0.22 * min(box["width"], box["height"])
-        path = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 40)]
-        page.mouse.move(*path[0])
-        page.mouse.down()
-        for p in path[1:]:
-            page.mouse.move(*p, steps=2)
-        t_up = time.time()
-        page.mouse.up()
-        sel = _wait_file(Path(f"{out}.select"), t_up, 120)
-        page.wait_for_timeout(200)
-        return {"first_frame_s": first_frame,
-                "lasso_to_python_s": (sel["t"] - t_up) if sel else None,
-                "selected": sel["n"] if sel else None}
+        circle = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 40)]
+        lat, count, _ = _lasso(page, str(out), circle, steps=2)
+        jagged = [tuple(p) for p in hand_drawn(cx, cy, r, 2.5)]
+        lat_j, count_j, vertices = _lasso(page, str(out), jagged + jagged[:1], steps=1)
+        return {"first_frame_s": first_frame, "lasso_to_python_s": lat, "selected": count,
+                "hand_drawn_to_python_s": lat_j, "hand_drawn_selected": count_j, "hand_drawn_vertices": vertices}
     finally:
         context.close()
 
@@ -155,18 +169,23 @@ def main(argv=None) -> int:
                 row = {"widget": widget, "n": n, "runs": runs}
                 if ok:
                     row["first_frame_s"] = float(np.median([r["first_frame_s"] for r in ok]))
-                    lat = [r["lasso_to_python_s"] for r in ok if r["lasso_to_python_s"] is not None]
-                    row["lasso_to_python_s"] = float(np.median(lat)) if lat else None
+                    for key in ("lasso_to_python_s", "hand_drawn_to_python_s"):
+                        lat = [r[key] for r in ok if r[key] is not None]
+                        row[key] = float(np.median(lat)) if lat else None
                     row["selected"] = [r["selected"] for r in ok]
+                    row["hand_drawn_selected"] = [r["hand_drawn_selected"] for r in ok]
+                    row["hand_drawn_vertices"] = [r["hand_drawn_vertices"] for r in ok]
                 results.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "runs"}), flush=True)
-    print("\n| widget | points | first frame (s) | lasso -> Python (s) | selected |")
-    print("|---|---|---|---|---|")
+    print("\n| widget | points | first frame (s) | circle lasso -> Python (s) | selected | "
+          "400-vertex lasso -> Python (s) | selected |")
+    print("|---|---|---|---|---|---|---|")
     for row in results:
         ff = f"{row['first_frame_s']:.2f}" if "first_frame_s" in row else "failed"
-        lat = row.get("lasso_to_python_s")
+        lat, lat_j = row.get("lasso_to_python_s"), row.get("hand_drawn_to_python_s")
         print(f"| {row['widget']} | {row['n']:,} | {ff} | {'never' if lat is None else f'{lat:.3f}'} | "
-              f"{row.get('selected')} |")
+              f"{row.get('selected')} | {'never' if lat_j is None else f'{lat_j:.3f}'} | "
+              f"{row.get('hand_drawn_selected')} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

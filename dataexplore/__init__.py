@@ -21,13 +21,13 @@ Heavy dependencies (torch, open_clip, umap) are imported on first use, so
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .core.errors import DataexploreError, MissingDependencyError, ModelError, SourceError
 
 # public name -> (module, attribute); attribute None = the module itself
-_LAZY = {
+_LAZY: dict[str, tuple[str, str | None]] = {
     "load": ("sources", "load"),
     "Samples": ("core.samples", "Samples"),
     "embed": ("embedding", "embed"),
@@ -37,7 +37,7 @@ _LAZY = {
     "Projection": ("projection", "Projection"),
     "load_model": ("models", "load_model"),
     "Selection": ("core.selection", "Selection"),
-    "Explorer": ("widget.explorer", "Explorer"),
+    "Explorer": ("app", "Explorer"),
     "explore": ("app", "explore"),
     "coverage": ("analysis", "coverage"),
     "concepts": ("analysis", "concepts"),
@@ -58,12 +58,20 @@ _LAZY = {
     "labeling": ("labeling", None),
 }
 
-__all__ = ["__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError", *_LAZY]
+# Written out (not built from _LAZY) so that linters and type checkers see what is public;
+# tests/test_package.py checks that the two agree.
+__all__ = [
+    "__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError",
+    "load", "Samples", "embed", "embed_text", "Embeddings", "project", "Projection", "load_model", "Selection",
+    "Explorer", "explore", "coverage", "concepts", "failures", "clusters", "Query", "load_query",
+    "export_labeling", "import_labels", "apply_labels",
+    "datasets", "models", "cache", "images", "analysis", "fiftyone", "query", "labeling",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import analysis, labeling, models, query
     from .analysis import clusters, concepts, coverage, failures
-    from .app import explore
+    from .app import Explorer, explore
     from .core import images
     from .core.embeddings import Embeddings
     from .core.samples import Samples
@@ -75,10 +83,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .projection import Projection, project
     from .query import Query, load_query
     from .sources import datasets, load
-    from .widget.explorer import Explorer
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'dataexplore' has no attribute {name!r}")
     module, attribute = _LAZY[name]
@@ -89,5 +96,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))

@@ -9,10 +9,54 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from .core.io import safe_name
+from .core.selection import Selection
 from .embedding import embed
+from .labeling import FORMAT_LABELS, export_labeling
 from .projection import project
 from .sources import is_fiftyone
-from .widget.explorer import Explorer
+from .widget import explorer as _widget
+from .widget.explorer import Exporter
+
+
+def default_exporters(queries: dict[str, Any] | None = None) -> dict[str, Exporter]:
+    """What the export menu of :class:`Explorer` offers: a query, and each labeling format.
+
+    Parameters
+    ----------
+    queries : dict, optional
+        Where the query exporter keeps each query it saves, by name.
+
+    Returns
+    -------
+    dict of str to Exporter
+    """
+    store = {} if queries is None else queries
+
+    def save_query(selection: Selection, folder: Path, name: str, *, overwrite: bool = False) -> Path:
+        query = selection.to_query(name)
+        path = query.save(folder / f"{safe_name(name)}.dxq", overwrite=overwrite)
+        store[name] = query
+        return path
+
+    def labeling(what: str):
+        def run(selection: Selection, folder: Path, name: str, *, overwrite: bool = False, **kwargs) -> Path:
+            return export_labeling(selection, folder / f"{safe_name(name)}-{what}", format=what, name=name,
+                                   overwrite=overwrite, **kwargs)
+        return run
+
+    return {"query": Exporter("Query", save_query),
+            **{what: Exporter(label, labeling(what)) for what, label in FORMAT_LABELS.items()}}
+
+
+class Explorer(_widget.Explorer):
+    __doc__ = _widget.Explorer.__doc__
+
+    def __init__(self, xy: Any, *, exporters: dict[str, Exporter] | None = None, **kwargs):
+        #: Queries saved by the export menu (or :meth:`export`), by name.
+        self.queries: dict[str, Any] = {}
+        super().__init__(xy, exporters=default_exporters(self.queries) if exporters is None else exporters,
+                         **kwargs)
 
 
 def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = None, *,

@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     qs = q.add_subparsers(dest="query_command", required=True)
     qr = qs.add_parser("run", help="rank a pool of images by a saved query and write the top candidates to CSV")
     qr.add_argument("query", type=Path, help="query folder (e.g. trousers.dxq)")
-    qr.add_argument("--pool", required=True, help="anything 'embed' accepts, or a Parquet file from 'dataexplore embed'")
+    qr.add_argument("--pool", required=True,
+                    help="anything 'embed' accepts, or a Parquet file from 'dataexplore embed'")
     qr.add_argument("--top", type=int, default=100, help="candidates to keep (default: 100)")
     qr.add_argument("--out", required=True, type=Path, help="output .csv file")
     qr.add_argument("--matches-only", action="store_true", help="keep only candidates above the query's threshold")
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export_html(args) -> int:
+    from .app import Explorer
     from .embedding.inputs import as_analysed
-    from .widget.explorer import Explorer
     from .projection import project
 
     if args.out.exists() and not args.overwrite:

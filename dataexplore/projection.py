@@ -203,7 +203,8 @@ class Projection:
         self.sampling_ = {"fitted_on": int(len(rows)), "placed": int(len(rest)),
                           "trustworthiness": _quality(vectors, coords, self.get_params(), backend)}
         t = self.sampling_["trustworthiness"]
-        log.info("sampled map trustworthiness %.4f vs %.4f for a full fit (on %d points)", t["map"], t["full_fit"], t["n"])
+        log.info("sampled map trustworthiness %.4f vs %.4f for a full fit (on %d points)",
+                 t["map"], t["full_fit"], t["n"])
 
     def fit_transform(self, embeddings: Any) -> np.ndarray:
         """Fit and return ``embedding_``."""
@@ -468,11 +469,12 @@ def _read_cached(path: Path) -> tuple[np.ndarray, dict | None] | None:
             ok = ok and (sampling is None or isinstance(sampling, dict))
     except Exception:
         ok = False
-    if not ok:
-        log.warning("projection cache file %s is damaged; recomputing", path)
-        path.unlink(missing_ok=True)
-        return None
-    return coords, sampling
+    else:
+        if ok:
+            return coords, sampling
+    log.warning("projection cache file %s is damaged; recomputing", path)
+    path.unlink(missing_ok=True)
+    return None
 
 
 def _read_model(path: Path | None):

@@ -66,7 +66,22 @@ def embedding_cache(tmp_path_factory) -> Path:
 
 
 def recording(ex) -> list:
-    """Capture what an Explorer sends to the browser: a list of ``(content, buffers)``."""
+    """Capture what an Explorer sends to the browser: a list of ``(content, buffers)``.
+
+    Every message is checked against the protocol (dataexplore/widget/protocol.py, mirrored from
+    js/src/protocol.ts): a field the browser does not know, or one it needs and does not get, fails."""
+    from dataexplore.widget.protocol import check_outgoing
+
     sent: list = []
-    ex.send = lambda content, buffers=None: sent.append((content, buffers or []))
+
+    def send(content, buffers=None):
+        check_outgoing(content)
+        sent.append((content, buffers or []))
+
+    ex.send = send
     return sent
+
+
+def browser(ex, content, buffers=()) -> None:
+    """Deliver ``content`` to a widget the way the browser's comm does (a custom message)."""
+    ex._handle_custom_msg(content, list(buffers))

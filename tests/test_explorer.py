@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
-from conftest import recording
-from dataexplore.widget import explorer as explorer_mod
+from conftest import browser, recording
 from dataexplore.core.errors import DataexploreError
 from dataexplore.core.selection import combine, points_in_polygon
+from dataexplore.widget import state as state_mod
 
 
 @pytest.fixture
@@ -24,9 +24,9 @@ def ex():
 
 
 def test_points_travel_as_binary_chunks(ex, monkeypatch):
-    monkeypatch.setattr(explorer_mod, "POINT_CHUNK", 30)
+    monkeypatch.setattr(state_mod, "POINT_CHUNK", 30)
     sent = recording(ex)
-    ex._on_message(ex, {"type": "ready"}, [])
+    browser(ex, {"type": "ready"}, [])
     chunks = [(c, b) for c, b in sent if c["type"] == "points"]
     assert [c["offset"] for c, _ in chunks] == [0, 30, 60, 90] and chunks[-1][0]["final"]
     xy = np.concatenate([np.frombuffer(b[0], np.float32) for _, b in chunks]).reshape(-1, 2)
@@ -40,7 +40,7 @@ def test_lasso_message_selects_exact_rows_and_notifies(ex):
     ex.on_select(seen.append)
     sent = recording(ex)
     square = [[-2, -2], [2, -2], [2, 2], [-2, 2]]
-    ex._on_message(ex, {"type": "select", "shape": "lasso", "polygon": square, "op": "replace"}, [])
+    browser(ex, {"type": "select", "shape": "lasso", "polygon": square, "op": "replace"}, [])
     assert list(ex.selection.indices) == list(range(50)) and ex.selection.ids[0] == "s0"
     assert ex.selection.shape == "lasso" and ex.selection.polygon.shape == (4, 2)
     assert seen == [ex.selection]
@@ -51,14 +51,14 @@ def test_lasso_message_selects_exact_rows_and_notifies(ex):
 
 
 def test_add_subtract_click_class_and_clear(ex):
-    ex._on_message(ex, {"type": "select", "shape": "class", "category": 1, "op": "replace"}, [])
+    browser(ex, {"type": "select", "shape": "class", "category": 1, "op": "replace"}, [])
     assert list(ex.selection.indices) == list(range(50, 100))
-    ex._on_message(ex, {"type": "select", "shape": "point", "row": 3, "op": "add"}, [])
+    browser(ex, {"type": "select", "shape": "point", "row": 3, "op": "add"}, [])
     assert len(ex.selection) == 51 and ex.selection.shape == "combined"
-    ex._on_message(ex, {"type": "select", "shape": "box", "polygon": [[4, 4], [6, 4], [6, 6], [4, 6]],
+    browser(ex, {"type": "select", "shape": "box", "polygon": [[4, 4], [6, 4], [6, 6], [4, 6]],
                         "op": "subtract"}, [])
     assert 3 in ex.selection.indices and ex.selection.indices.max() < 100
-    ex._on_message(ex, {"type": "select", "shape": "clear"}, [])
+    browser(ex, {"type": "select", "shape": "clear"}, [])
     assert len(ex.selection) == 0
 
 
@@ -83,7 +83,7 @@ def test_bad_browser_messages_are_rejected_with_a_warning(ex, message, caplog):
     ex.select(["s1", "s2"])
     before = ex.selection
     with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
-        ex._on_message(ex, message, [])
+        browser(ex, message, [])
     assert ex.selection is before
     assert "ignored a message from the browser" in caplog.text
 
@@ -122,9 +122,9 @@ def test_numeric_and_categorical_colours(ex):
 def test_degenerate_maps(xy):
     ex = dx.Explorer(xy)
     sent = recording(ex)
-    ex._on_message(ex, {"type": "ready"}, [])
+    browser(ex, {"type": "ready"}, [])
     assert [c["final"] for c, _ in sent if c["type"] == "points"] == [True]
-    ex._on_message(ex, {"type": "select", "shape": "box", "polygon": [[0, 0], [2, 0], [2, 2], [0, 2]]}, [])
+    browser(ex, {"type": "select", "shape": "box", "polygon": [[0, 0], [2, 0], [2, 2], [0, 2]]}, [])
     assert len(ex.selection) == len(xy)
 
 
@@ -142,7 +142,7 @@ def test_hover_sends_thumbnail_and_text_fields():
     ex = dx.Explorer(np.random.default_rng(0).random((20, 2)), ids=s.ids, table=s.table, samples=s, color="label",
                      tooltip=["label_id"])
     sent = recording(ex)
-    ex._on_message(ex, {"type": "hover", "row": 0}, [])
+    browser(ex, {"type": "hover", "row": 0}, [])
     content, buffers = sent[-1]
     assert content["lines"] == [["id", "test-00000"], ["label", "Ankle boot"], ["label_id", "9"]]
     assert buffers[0][:3] == b"\xff\xd8\xff"  # a JPEG made in the kernel, by row index
@@ -152,8 +152,8 @@ def test_million_points_and_a_million_selected_stay_under_the_message_cap():
     xy = np.random.default_rng(0).random((1_000_000, 2)).astype(np.float32)
     ex = dx.Explorer(xy)
     sent = recording(ex)
-    ex._on_message(ex, {"type": "ready"}, [])
-    ex._on_message(ex, {"type": "select", "shape": "box", "polygon": [[-1, -1], [2, -1], [2, 2], [-1, 2]]}, [])
+    browser(ex, {"type": "ready"}, [])
+    browser(ex, {"type": "select", "shape": "box", "polygon": [[-1, -1], [2, -1], [2, 2], [-1, 2]]}, [])
     assert len(ex.selection) == 1_000_000
     assert max(sum(len(b) for b in buffers) for _, buffers in sent) < 10 * 2**20
 
@@ -171,16 +171,21 @@ def test_export_messages_write_queries_and_batches_and_say_when_the_name_is_take
     assert ex.export_dir == out
     sent = recording(ex)
 
+    asked = iter(range(1, 100))
+
     def export(name, what, overwrite=False):
-        ex._on_message(ex, {"type": "export", "name": name, "what": what, "overwrite": overwrite}, [])
+        request = f"view1:{next(asked)}"
+        browser(ex, {"type": "export", "id": request, "name": name, "what": what, "overwrite": overwrite}, [])
         assert len(sent) == 1, sent  # one reply, no selection or panel traffic
-        return sent.pop()[0]
+        reply = sent.pop()[0]
+        assert reply.pop("reply_to") == request  # the menu takes the answer to its own request
+        return reply
 
     nothing = export("odd shoes", "query")
     assert nothing["type"] == "exported" and not nothing["ok"] and not nothing["exists"]
     assert "empty" in nothing["message"] and not out.exists()
 
-    ex._on_message(ex, {"type": "select", "shape": "class", "category": 0, "op": "replace"}, [])
+    browser(ex, {"type": "select", "shape": "class", "category": 0, "op": "replace"}, [])
     sent.clear()
     chosen = sorted(map(str, ex.selection.ids))
     first = export("odd shoes", "query")
@@ -192,8 +197,8 @@ def test_export_messages_write_queries_and_batches_and_say_when_the_name_is_take
 
     taken = export("odd shoes", "query")
     assert not taken["ok"] and taken["exists"] and "already exists" in taken["message"]
-    assert taken["name"] == "odd shoes" and taken["what"] == "query"  # the menu matches replies on these
-    ex._on_message(ex, {"type": "select", "shape": "point", "row": 299, "op": "add"}, [])
+    assert taken["name"] == "odd shoes" and taken["what"] == "query"
+    browser(ex, {"type": "select", "shape": "point", "row": 299, "op": "add"}, [])
     sent.clear()
     replaced = export("odd shoes", "query", overwrite=True)
     assert replaced["ok"] and len((out / "odd_shoes.dxq" / "ids.txt").read_text().split()) == len(chosen) + 1
@@ -203,12 +208,15 @@ def test_export_messages_write_queries_and_batches_and_say_when_the_name_is_take
     assert len(json.loads((out / "odd_shoes-label-studio" / "tasks.json").read_text())) == len(chosen) + 1
     unknown = export("odd shoes", "pdf")
     assert not unknown["ok"] and not unknown["exists"] and "'pdf'" in unknown["message"]
+    assert "query, label-studio, coco, csv" in unknown["message"]  # what this map can export instead
+    assert ex.exports == [["query", "Query"], ["label-studio", "Label Studio"], ["coco", "COCO"],
+                          ["csv", "CSV manifest"]]  # the menu the browser shows
     blank = export("  ", "csv")
     assert not blank["ok"] and "name" in blank["message"]
 
     with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
-        ex._on_message(ex, {"type": "export", "name": "x", "what": "query", "overwrite": "yes"}, [])
-        ex._on_message(ex, {"type": "export", "name": ["x"], "what": "query"}, [])
+        browser(ex, {"type": "export", "name": "x", "what": "query", "overwrite": "yes"}, [])
+        browser(ex, {"type": "export", "name": ["x"], "what": "query"}, [])
     assert sent == [] and caplog.text.count("ignored a message from the browser") == 2
 
 

@@ -8,13 +8,8 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
+from conftest import browser, recording
 from dataexplore.core.errors import DataexploreError
-
-
-def _recording(ex):
-    sent = []
-    ex.send = lambda content, buffers=None: sent.append((content, buffers or []))
-    return sent
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +32,7 @@ def slices(emb):
 
 
 def test_show_lists_the_groups_and_colours_by_them(ex, slices):
-    sent = _recording(ex)
+    sent = recording(ex)
     ex.show(slices)
     msg = [c for c, _ in sent if c["type"] == "groups"][-1]
     assert msg["title"] == "Failure slices" and msg["columns"][:3] == ["name", "description", "count"]
@@ -51,22 +46,22 @@ def test_show_lists_the_groups_and_colours_by_them(ex, slices):
     assert info["categories"] == sorted(slices.groups()["name"].tolist())
     # samples outside every slice have no value: grey, not a class
     outside = int(slices.slice_.isna().sum())
-    assert info["no_value"] == outside and int((ex._codes == info["no_value_code"]).sum()) == outside
+    assert info["no_value"] == outside and int((ex.color_codes == info["no_value_code"]).sum()) == outside
     colors = [b for c, b in sent if c["type"] == "colors"][-1]
-    assert np.frombuffer(colors[0], np.uint16).tolist() == ex._codes.tolist()
+    assert np.frombuffer(colors[0], np.uint16).tolist() == ex.color_codes.tolist()
 
 
 def test_clicking_a_row_selects_exactly_that_group(ex, slices):
     ex.show(slices)
-    sent = _recording(ex)
-    ex._on_message(ex, {"type": "select", "shape": "group", "group": 0, "op": "replace"}, [])
+    sent = recording(ex)
+    browser(ex, {"type": "select", "shape": "group", "group": 0, "op": "replace"}, [])
     assert set(ex.selection.ids) == set(slices.group_ids(0)) and ex.selection.shape == "group"
     assert ex.selection.provenance["group"] == "slice 1"
     assert ex.selection.provenance["analysis"] == "Failure slices"
     back = [c for c, _ in sent if c["type"] == "selection"][-1]
     assert back["group"] == 0 and back["total"] == len(slices.group_ids(0))
     if len(slices) > 1:
-        ex._on_message(ex, {"type": "select", "shape": "group", "group": 1, "op": "add"}, [])
+        browser(ex, {"type": "select", "shape": "group", "group": 1, "op": "add"}, [])
         assert len(ex.selection) == len(slices.group_ids(0)) + len(slices.group_ids(1))
         assert ex.selection.shape == "combined"
     assert ex.select_group(0) == slices.selection(0, on=ex)
@@ -78,7 +73,7 @@ def test_bad_group_messages_are_logged_and_ignored(ex, slices, caplog):
     before = ex.selection
     with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
         for bad in (-1, len(slices), "0", 1.5, None, True):
-            ex._on_message(ex, {"type": "select", "shape": "group", "group": bad, "op": "replace"}, [])
+            browser(ex, {"type": "select", "shape": "group", "group": bad, "op": "replace"}, [])
     assert ex.selection is before
     assert len([r for r in caplog.records if "ignored" in r.message]) == 6
     with pytest.raises(DataexploreError, match="out of range"):
@@ -91,7 +86,7 @@ def test_numeric_results_colour_with_grey_for_samples_not_analysed(ex, emb):
     ex.show(cov)
     info = ex.color_info
     assert info["kind"] == "numeric" and info["name"] == "under-coverage"
-    assert info["no_value"] == 1500 and (ex._codes[:1500] == 256).all() and (ex._codes[1500:] <= 255).all()
+    assert info["no_value"] == 1500 and (ex.color_codes[:1500] == 256).all() and (ex.color_codes[1500:] <= 255).all()
     assert float(info["max"]) == pytest.approx(cov.scores.max(), abs=1e-3)  # grey points do not stretch it
     ex.select_group(0)
     labels = ex.table["label"].iloc[ex.selection.indices].astype(str)
@@ -100,7 +95,7 @@ def test_numeric_results_colour_with_grey_for_samples_not_analysed(ex, emb):
 
 def test_show_none_removes_the_list_and_the_colours(ex, slices):
     ex.show(slices)
-    sent = _recording(ex)
+    sent = recording(ex)
     ex.show(None)
     msg = [c for c, _ in sent if c["type"] == "groups"][-1]
     assert msg["rows"] == [] and ex.color_info == {"kind": "none"}
@@ -115,8 +110,8 @@ def test_show_none_removes_the_list_and_the_colours(ex, slices):
 def test_a_reopened_view_gets_the_list_again(ex, slices):
     ex.show(slices, by="correct")
     assert ex.color_info["categories"] == ["right", "wrong"]
-    sent = _recording(ex)
-    ex._on_message(ex, {"type": "ready"}, [])
+    sent = recording(ex)
+    browser(ex, {"type": "ready"}, [])
     assert [c["type"] for c, _ in sent][-3:] == ["groups", "selection", "panel"]
 
 
@@ -171,7 +166,7 @@ def fake():
 
 
 def test_show_sends_a_small_json_groups_message(small, fake):
-    sent = _recording(small)
+    sent = recording(small)
     small.show(fake)
     msgs = [(c, b) for c, b in sent if c["type"] == "groups"]
     assert len(msgs) == 1 and msgs[0][1] == []
@@ -187,7 +182,7 @@ def test_show_sends_a_small_json_groups_message(small, fake):
 
 
 def test_numeric_result_codes_nan_and_absent_ids_as_grey(small, fake):
-    sent = _recording(small)
+    sent = recording(small)
     small.show(fake)
     info = small.color_info
     assert info["kind"] == "numeric" and info["name"] == "score"
@@ -210,39 +205,40 @@ def test_categorical_results_leave_absent_ids_grey_not_a_class(small, values, ca
     assert info["kind"] == "categorical" and info["categories"] == categories
     grey = 30 + sum(v is None for v in values)
     assert info["no_value"] == grey and "(missing)" not in info["categories"]
-    assert int((small._codes == info["no_value_code"]).sum()) == grey and (small._codes[70:] == len(categories)).all()
+    codes = small.color_codes
+    assert int((codes == info["no_value_code"]).sum()) == grey and (codes[70:] == len(categories)).all()
     assert sum(info["counts"]) == 100 - grey
 
 
 def test_group_click_selects_exact_rows_with_provenance(small, fake):
     small.show(fake)
-    sent = _recording(small)
-    small._on_message(small, {"type": "select", "shape": "group", "group": 1, "op": "replace"}, [])
+    sent = recording(small)
+    browser(small, {"type": "select", "shape": "group", "group": 1, "op": "replace"}, [])
     sel = small.selection
     assert sel.indices.tolist() == list(range(15, 30)) and sel.ids.tolist() == [f"s{i}" for i in range(15, 30)]
     assert sel.shape == "group" and sel.provenance == {"analysis": "Fake <b>slices</b>", "group": "g1"}
     back = [(c, b) for c, b in sent if c["type"] == "selection"][-1]
     assert back[0]["group"] == 1 and back[0]["total"] == 15
     assert np.frombuffer(back[1][0], np.uint32).tolist() == list(range(15, 30))
-    small._on_message(small, {"type": "select", "shape": "group", "group": 0, "op": "add"}, [])
+    browser(small, {"type": "select", "shape": "group", "group": 0, "op": "add"}, [])
     assert small.selection.indices.tolist() == list(range(10, 30)) and small.selection.shape == "combined"
     assert [c for c, _ in sent if c["type"] == "selection"][-1]["group"] == -1  # no single row to highlight
-    small._on_message(small, {"type": "select", "shape": "group", "group": 0, "op": "subtract"}, [])
+    browser(small, {"type": "select", "shape": "group", "group": 0, "op": "subtract"}, [])
     assert small.selection.indices.tolist() == list(range(20, 30))
     assert small.select_group(2).indices.tolist() == list(range(90, 100))
 
 
 def test_group_messages_before_show_or_out_of_range_are_logged(small, fake, caplog):
     with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
-        small._on_message(small, {"type": "select", "shape": "group", "group": 0}, [])
+        browser(small, {"type": "select", "shape": "group", "group": 0}, [])
         assert "ignored a message from the browser" in caplog.text and len(small.selection) == 0
         small.show(fake)
         small.select(["s1"])
         before = small.selection
         caplog.clear()
         for bad in (3, -1, "1", 1.0, True, None, [1]):
-            small._on_message(small, {"type": "select", "shape": "group", "group": bad, "op": "replace"}, [])
-        small._on_message(small, {"type": "select", "shape": "group", "group": 1, "op": "toggle"}, [])
+            browser(small, {"type": "select", "shape": "group", "group": bad, "op": "replace"}, [])
+        browser(small, {"type": "select", "shape": "group", "group": 1, "op": "toggle"}, [])
     assert small.selection is before
     assert sum("ignored a message from the browser" in r.getMessage() for r in caplog.records) == 8
     for bad in (3, -1, True, "1"):
@@ -252,11 +248,11 @@ def test_group_messages_before_show_or_out_of_range_are_logged(small, fake, capl
 
 def test_show_none_clears_the_list_and_only_its_own_colours(small, fake):
     small.show(fake)
-    sent = _recording(small)
+    sent = recording(small)
     small.show(None)
     assert [c for c, _ in sent if c["type"] == "groups"] == [
         {"type": "groups", "clear": True, "title": "", "columns": [], "rows": [], "on_map": []}]
-    assert small.color_info == {"kind": "none"} and not small._codes.any()
+    assert small.color_info == {"kind": "none"} and not small.color_codes.any()
     with pytest.raises(DataexploreError, match="show\\(result\\) first"):
         small.select_group(0)
     small.show(fake)

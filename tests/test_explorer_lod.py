@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
-from conftest import recording
+from conftest import browser, recording
 from dataexplore.core.errors import DataexploreError
 from dataexplore.core.geometry import PointGrid, first_by_rank, sample_rank
 from dataexplore.core.selection import RowIds, points_in_polygon
@@ -32,9 +32,9 @@ def ex(data):
     return dx.Explorer(xy, table=table, color="label", max_points=MAX, lod_points=BUDGET)
 
 
-def _points(sent, seq=None):
-    """(rows, xy, codes, last header) of the points messages (of view ``seq``) in ``sent``."""
-    chunks = [(c, b) for c, b in sent if c["type"] == "points" and (seq is None or c["seq"] == seq)]
+def _points(sent, request=None):
+    """(rows, xy, codes, last header) of the points messages (answering ``request``) in ``sent``."""
+    chunks = [(c, b) for c, b in sent if c["type"] == "points" and (request is None or c["reply_to"] == request)]
     assert chunks and chunks[-1][0]["final"]
     xy = np.concatenate([np.frombuffer(b[0], np.float32) for _, b in chunks]).reshape(-1, 2)
     codes = np.concatenate([np.frombuffer(b[1], np.uint16) for _, b in chunks])
@@ -44,8 +44,8 @@ def _points(sent, seq=None):
 
 def _view(ex, sent, rect, seq):
     sent.clear()
-    ex._on_message(ex, {"type": "view", "seq": seq, "rect": rect, "client": "v1"}, [])
-    return _points(sent, seq)
+    browser(ex, {"type": "view", "id": f"v1:{seq}", "rect": rect}, [])
+    return _points(sent, f"v1:{seq}")
 
 
 def _in_rect(xy, rect):
@@ -57,9 +57,9 @@ def test_overview_is_a_bounded_stable_sample_over_a_density_of_all_points(ex, da
     xy, table = data
     assert ex.level_of_detail and not dx.Explorer(xy[:MAX], max_points=MAX).level_of_detail
     sent = recording(ex)
-    ex._on_message(ex, {"type": "ready", "client": "v1"}, [])
+    browser(ex, {"type": "ready", "id": "v1:0"}, [])
     lod = [(c, b) for c, b in sent if c["type"] == "lod"]
-    assert len(lod) == 1 and lod[0][0]["total"] == N and lod[0][0]["client"] == "v1"
+    assert len(lod) == 1 and lod[0][0]["total"] == N and lod[0][0]["reply_to"] == "v1:0"
     head, (counts,) = lod[0]
     density = np.frombuffer(counts, np.uint32).reshape(head["size"], head["size"])
     assert density.sum() == N and head["bounds"] == [*map(float, xy.min(0)), *map(float, xy.max(0))]
@@ -80,7 +80,7 @@ def test_overview_is_a_bounded_stable_sample_over_a_density_of_all_points(ex, da
 def test_a_view_gets_all_its_points_when_they_fit_else_a_prefix_that_keeps_what_was_shown(ex, data):
     xy, _ = data
     sent = recording(ex)
-    ex._on_message(ex, {"type": "ready", "client": "v1"}, [])
+    browser(ex, {"type": "ready", "id": "v1:0"}, [])
     overview = set(_points(sent)[0].tolist())
 
     small = [5.5, 0.5, 6.2, 1.4]  # few points: every one of them, exactly
@@ -102,7 +102,7 @@ def test_a_view_gets_all_its_points_when_they_fit_else_a_prefix_that_keeps_what_
     rows2, *_ = _view(ex, sent, narrower, 3)
     assert set(rows.tolist()) & set(_in_rect(xy, narrower).tolist()) <= set(rows2.tolist())
     dens = [(c, b) for c, b in sent if c["type"] == "density"]
-    assert len(dens) == 1 and dens[0][0]["seq"] == 3
+    assert len(dens) == 1 and dens[0][0]["reply_to"] == "v1:3"
     assert np.frombuffer(dens[0][1][0], np.uint32).sum() == len(_in_rect(xy, narrower))
 
     rows, _, _, head = _view(ex, sent, [50, 50, 60, 60], 4)  # off the map: nothing, and that is all of it
@@ -132,7 +132,7 @@ def test_lasso_is_exact_over_all_points_and_comes_back_compact(ex, data):
     sent = recording(ex)
     for poly in (star, tangle, on_points, tiny):
         sent.clear()
-        ex._on_message(ex, {"type": "select", "shape": "lasso", "polygon": np.asarray(poly).tolist()}, [])
+        browser(ex, {"type": "select", "shape": "lasso", "polygon": np.asarray(poly).tolist()}, [])
         want = np.flatnonzero(points_in_polygon(xy, np.asarray(poly, np.float64)))
         np.testing.assert_array_equal(ex.selection.indices, want)
         form, rows = _decode(sent, N)
@@ -143,7 +143,7 @@ def test_lasso_is_exact_over_all_points_and_comes_back_compact(ex, data):
         assert panel["total"] == len(want) and sum(v for _, v in panel["counts"]) == len(want)
     assert ex.selection.ids[0] == str(ex.selection.indices[0])
     before = ex.selection.indices
-    ex._on_message(ex, {"type": "select", "shape": "box", "polygon": [[-1, -1], [1, -1], [1, 1], [-1, 1]],
+    browser(ex, {"type": "select", "shape": "box", "polygon": [[-1, -1], [1, -1], [1, 1], [-1, 1]],
                         "op": "add"}, [])
     box = np.flatnonzero(points_in_polygon(xy, np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])))
     np.testing.assert_array_equal(ex.selection.indices, np.union1d(before, box))
@@ -152,9 +152,9 @@ def test_lasso_is_exact_over_all_points_and_comes_back_compact(ex, data):
 def test_legend_class_hover_and_colours_on_a_big_map(ex, data):
     xy, table = data
     sent = recording(ex)
-    ex._on_message(ex, {"type": "ready", "client": "v1"}, [])
+    browser(ex, {"type": "ready", "id": "v1:0"}, [])
     sent.clear()
-    ex._on_message(ex, {"type": "select", "shape": "class", "category": 1, "op": "replace"}, [])
+    browser(ex, {"type": "select", "shape": "class", "category": 1, "op": "replace"}, [])
     want = np.flatnonzero(table["label"].cat.codes.to_numpy() == 1)
     form, rows = _decode(sent, N)
     assert form == "bits"
@@ -166,15 +166,16 @@ def test_legend_class_hover_and_colours_on_a_big_map(ex, data):
 
     sent.clear()
     row = N - 7  # a row the browser may not hold: hover names rows, not positions in the sample
-    ex._on_message(ex, {"type": "hover", "row": row}, [])
-    assert sent[-1][0]["lines"][:2] == [["id", str(row)], ["label", table["label"].iloc[row]]]
+    browser(ex, {"type": "hover", "id": "v1:4", "row": row}, [])
+    tip = sent[-1][0]
+    assert tip["reply_to"] == "v1:4" and tip["lines"][:2] == [["id", str(row)], ["label", table["label"].iloc[row]]]
 
     rows, *_ = _view(ex, sent, [-1, -1, 1, 1], 5)
     sent.clear()
     ex.set_color(xy[:, 0])  # the browser holds a sample: it gets the colours of that sample only
     (msg, (codes,)), = [(c, b) for c, b in sent if c["type"] == "colors"]
-    assert msg["seq"] == 5 and msg["client"] == "v1"
-    np.testing.assert_array_equal(np.frombuffer(codes, np.uint16), ex._codes[rows])
+    assert msg["sample"] == "v1:5"  # the sample it colours: a view holding another asks for its own
+    np.testing.assert_array_equal(np.frombuffer(codes, np.uint16), ex.color_codes[rows])
 
 
 def test_big_map_without_ids_makes_them_only_when_read(data):
@@ -185,7 +186,7 @@ def test_big_map_without_ids_makes_them_only_when_read(data):
     for bad in ("05", "20000", "-1", "x"):
         with pytest.raises(DataexploreError, match="unknown sample id"):
             ex.select([bad])
-    ex._on_message(ex, {"type": "select", "shape": "box", "polygon": [[-9, -9], [9, -9], [9, 9], [-9, 9]]}, [])
+    browser(ex, {"type": "select", "shape": "box", "polygon": [[-9, -9], [9, -9], [9, 9], [-9, 9]]}, [])
     sel = ex.selection
     assert "ids" not in sel.__dict__  # nothing made yet
     np.testing.assert_array_equal(sel.ids, np.array([str(i) for i in sel.indices], dtype=object))
@@ -193,18 +194,19 @@ def test_big_map_without_ids_makes_them_only_when_read(data):
 
 
 @pytest.mark.parametrize("message", [
-    {"type": "view", "seq": 1, "rect": [0, 0, 1]},
-    {"type": "view", "seq": 1, "rect": [0, 0, float("nan"), 1]},
-    {"type": "view", "seq": 1, "rect": [2, 0, 1, 1]},
-    {"type": "view", "seq": 1, "rect": [0, 0, "1", 1]},
-    {"type": "view", "seq": -1, "rect": [0, 0, 1, 1]},
-    {"type": "view", "seq": 1, "rect": [0, 0, 1, 1], "client": ["x"]},
+    {"type": "view", "id": "v1:1", "rect": [0, 0, 1]},
+    {"type": "view", "id": "v1:1", "rect": [0, 0, float("nan"), 1]},
+    {"type": "view", "id": "v1:1", "rect": [2, 0, 1, 1]},
+    {"type": "view", "id": "v1:1", "rect": [0, 0, "1", 1]},
+    {"type": "view", "id": -1, "rect": [0, 0, 1, 1]},
+    {"type": "view", "id": ["x"], "rect": [0, 0, 1, 1]},
+    {"type": "view", "id": "x" * 65, "rect": [0, 0, 1, 1]},
 ])
 def test_bad_view_messages_are_rejected(ex, message, caplog):
     sent = recording(ex)
     with caplog.at_level(logging.WARNING, logger="dataexplore.widget.explorer"):
-        ex._on_message(ex, message, [])
-        dx.Explorer(np.zeros((5, 2)))._on_message(None, {"type": "view", "seq": 1, "rect": None}, [])
+        browser(ex, message, [])
+        browser(dx.Explorer(np.zeros((5, 2))), {"type": "view", "id": "v1:1", "rect": None}, [])
     assert sent == [] and caplog.text.count("ignored a message from the browser") == 2
 
 
@@ -257,6 +259,90 @@ def test_point_grid_answers_exactly_what_the_plain_rules_do(kind):
     x0, y0, x1, y1 = grid.bounds  # edges exactly on the extreme points
     np.testing.assert_array_equal(grid.box(x0, y0, x1, y1), np.arange(len(xy)))
     assert grid.counts.sum() == len(xy)
+
+
+def _lasso(rng, centre, radius, k=400, jitter=0.03):
+    """A hand-drawn lasso: ``k`` vertices going once around ``centre``, the radius a random walk."""
+    ang = np.linspace(0, 2 * np.pi, k, endpoint=False) + rng.normal(scale=0.3 / k, size=k)
+    walk = np.cumsum(rng.normal(scale=jitter, size=k))
+    walk -= np.linspace(0, walk[-1], k)  # closes where it started
+    r = radius * (1 + walk) * (1 + jitter / 3 * rng.normal(size=k))
+    return np.c_[centre[0] + r * np.cos(ang), centre[1] + r * np.sin(ang)]
+
+
+def _hard_polygons(rng, xy, grid):
+    """400-vertex lassos, self-intersecting ones, vertices and edges exactly on points and on cell
+    borders, and degenerate outlines."""
+    lo, hi = xy.min(0).astype(np.float64), xy.max(0).astype(np.float64)
+    mid, span = (lo + hi) / 2, max(float((hi - lo).max()), 1e-3)
+    for jitter in (0.0, 0.01, 0.05, 0.3):
+        yield _lasso(rng, mid + rng.normal(scale=0.1 * span, size=2), rng.uniform(0.05, 0.4) * span, jitter=jitter)
+    yield mid + rng.uniform(-0.4, 0.4, (400, 2)) * span  # a scribble: edges crossing everywhere
+    ang = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    spikes = 0.3 * span * np.where(np.arange(400) % 2, 1.0, 0.05)
+    yield np.c_[mid[0] + spikes * np.cos(ang), mid[1] + spikes * np.sin(ang)]  # a star of thin spikes
+    on_points = _lasso(rng, mid, 0.3 * span)
+    on_points[::3] = xy[rng.integers(0, len(xy), len(on_points[::3]))]  # vertices on points
+    yield on_points
+    # edges through points: each edge joins two points, so it passes exactly through both
+    yield xy[rng.integers(0, len(xy), 60)].astype(np.float64)
+    x0, y0, x1, y1 = grid.bounds
+    bx = x0 + np.arange(grid.size + 1) * ((x1 - x0) / grid.size)  # (about) the cell borders
+    by = y0 + np.arange(grid.size + 1) * ((y1 - y0) / grid.size)
+    yield np.c_[rng.choice(bx, 50), rng.choice(by, 50)]  # vertices on cell borders
+    yield np.array([[bx[2], by[1]], [bx[-3], by[1]], [bx[-3], by[-2]], [bx[2], by[-2]]])  # a box on borders
+    for row in (grid.size // 2, grid.size // 3):  # sawtooths of long, nearly level edges ending in a row
+        cell = by[row + 1] - by[row]
+        teeth = np.c_[np.linspace(lo[0], hi[0], 41), by[row] + cell * np.tile([0.05, 0.35], 21)[:41]]
+        yield np.r_[teeth, [[hi[0], lo[1]], [lo[0], lo[1]]]]
+    ys = np.unique(xy[:, 1])[[len(np.unique(xy[:, 1])) // 3, 2 * len(np.unique(xy[:, 1])) // 3]].astype(np.float64)
+    yield np.array([[lo[0], ys[0]], [hi[0], ys[0]], [hi[0], ys[1]], [lo[0], ys[1]]])  # level edges along rows of points
+    # degenerate: repeated vertices, a spike out and back, no area, one point, a sliver, a speck
+    doubled = np.repeat(_lasso(rng, mid, 0.2 * span, k=100), 2, axis=0)
+    yield doubled
+    spike = _lasso(rng, mid, 0.2 * span, k=50)
+    yield np.insert(spike, 10, [[mid[0] + span, mid[1]], spike[9]], axis=0)
+    yield np.array([mid - 0.3 * span, mid, mid + 0.3 * span, mid])  # collinear, back and forth
+    yield np.repeat(mid[None], 5, axis=0)
+    yield np.array([mid - 0.3 * span, mid + 0.3 * span, mid + 0.3 * span + 1e-9])
+    p = xy[rng.integers(0, len(xy))].astype(np.float64)
+    yield p + np.array([[0, 0], [1e-7, 0], [0, 1e-7]])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "lattice", "clusters", "coarse", "one column", "one row"])
+def test_point_grid_is_exact_for_hand_drawn_and_degenerate_lassos(kind):
+    rng = np.random.default_rng(11)
+    xy = rng.normal(size=(40_000, 2)).astype(np.float32)
+    size = None
+    if kind == "lattice":  # points on polygon vertices, on edges, and rows of points on level edges
+        xy = (np.round(xy * 8) / 8).astype(np.float32)
+    elif kind in ("clusters", "coarse"):  # a UMAP-like map: tight clusters, hundreds of points a cell
+        centres = rng.uniform(-6, 6, (8, 2))
+        xy = (centres[rng.integers(0, 8, len(xy))] + rng.standard_t(4, (len(xy), 2)) * 0.3).astype(np.float32)
+        size = 16 if kind == "coarse" else None
+    elif kind == "one column":
+        xy[:, 0] = 0.5
+    elif kind == "one row":
+        xy[:, 1] = -0.25
+    grid = PointGrid(xy, size=size)
+    for poly in _hard_polygons(rng, xy, grid):
+        for p in (poly, poly[::-1]):  # either way round (points on an edge may differ between them)
+            np.testing.assert_array_equal(grid.polygon(p), np.flatnonzero(points_in_polygon(xy, p)))
+
+
+def test_point_grid_small_tables_fall_back_to_the_plain_rule_with_the_same_answer(monkeypatch):
+    import dataexplore.core.geometry as geometry
+
+    rng = np.random.default_rng(5)
+    xy = rng.normal(size=(20_000, 2)).astype(np.float32)
+    grid = PointGrid(xy)
+    polys = [_lasso(rng, (0, 0), 1.5), rng.uniform(-2, 2, (400, 2))]
+    want = [grid.polygon(p) for p in polys]
+    for limit in (grid.size * 2, 10):  # the per-band tables too big, then the outline too long
+        monkeypatch.setattr(geometry, "_TABLE", limit)
+        for p, w in zip(polys, want):
+            np.testing.assert_array_equal(grid.polygon(p), w)
+            np.testing.assert_array_equal(w, np.flatnonzero(points_in_polygon(xy, p)))
 
 
 def test_sample_rank_is_a_permutation_and_prefixes_nest():

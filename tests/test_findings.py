@@ -139,7 +139,7 @@ def test_every_removed_class_is_flagged_missing_with_or_without_labels(train_set
 @pytest.mark.slow
 def test_a_model_without_calibration_or_labels_still_flags_every_removed_class(train_set, test_set, monkeypatch):
     """A user's own CLIP ships no concept calibration; without labels the sets' tails decide."""
-    from dataexplore.analysis import thresholds
+    from dataexplore.language import thresholds
     from dataexplore.sources.datasets import FASHION_MNIST_PHRASES
 
     monkeypatch.setattr(thresholds, "shipped_calibration", lambda clip: {})

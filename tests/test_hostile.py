@@ -21,9 +21,10 @@ import pytest
 from PIL import Image
 
 import dataexplore as dx
-from dataexplore.widget import explorer as explorer_mod
+from conftest import browser
 from dataexplore.core.errors import DataexploreError, SourceError
 from dataexplore.labeling import LabelConflictWarning
+from dataexplore.widget import protocol as protocol_mod
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 SCRIPT = "<script>alert('x')</script>"
@@ -381,7 +382,8 @@ def test_the_cli_prints_one_line_for_a_crafted_query(saved_query, tmp_path):
     out = subprocess.run([sys.executable, "-m", "dataexplore", "query", "show", str(folder)],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("dataexplore: error: ") and "'name' must be text" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("dataexplore: error: ")
+    assert "'name' must be text" in out.stderr
 
 
 def test_crafted_parquet_embeddings_are_one_source_error(tmp_path):
@@ -501,10 +503,10 @@ def test_oversized_polygons_are_ignored_and_a_400_vertex_lasso_is_exact(caplog):
     xy = rng.normal(size=(20_000, 2)).astype(np.float32)
     ex = dx.Explorer(xy)
     ex.send = lambda *a, **k: None
-    t = np.linspace(0, 2 * np.pi, explorer_mod.MAX_POLYGON, endpoint=False)
+    t = np.linspace(0, 2 * np.pi, protocol_mod.MAX_POLYGON, endpoint=False)
     r = 1 + 0.3 * np.sin(7 * t) + 0.05 * rng.normal(size=len(t))
     lasso = np.stack([r * np.cos(t), r * np.sin(t)], 1)
-    ex._on_message(ex, {"type": "select", "shape": "lasso", "polygon": lasso.tolist(), "op": "replace"}, [])
+    browser(ex, {"type": "select", "shape": "lasso", "polygon": lasso.tolist(), "op": "replace"}, [])
     np.testing.assert_array_equal(ex.selection.indices, np.flatnonzero(points_in_polygon(xy, lasso)))
     # an independent reference: plain even-odd ray casting, point by point, on a sample of points
     sample = rng.choice(len(xy), 400, replace=False)
@@ -520,7 +522,7 @@ def test_oversized_polygons_are_ignored_and_a_400_vertex_lasso_is_exact(caplog):
     before = ex.selection
     huge = np.concatenate([lasso, lasso[:1] * 0.5]).tolist()  # one vertex more than the front end sends
     with caplog.at_level("WARNING"):
-        ex._on_message(ex, {"type": "select", "shape": "lasso", "polygon": huge, "op": "replace"}, [])
+        browser(ex, {"type": "select", "shape": "lasso", "polygon": huge, "op": "replace"}, [])
     assert ex.selection is before and "3 to 400" in caplog.text
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
-from dataexplore.labeling import LabelConflictWarning
 from dataexplore.core.errors import DataexploreError, SourceError
-from dataexplore.query import make_query
 from dataexplore.core.selection import as_selection
+from dataexplore.labeling import LabelConflictWarning
+from dataexplore.query import make_query
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,31 @@ def test_public_api_resolves_lazily():
     assert "embed" in dir(dataexplore)
 
 
+def test_all_matches_the_lazy_table_and_the_type_checking_imports():
+    """`__all__` is written out for linters; it must list exactly the eager names and the `_LAZY` table, and the
+    `if TYPE_CHECKING:` imports must name the same objects as `_LAZY` does."""
+    import ast
+
+    eager = ["__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError"]
+    assert len(set(dataexplore.__all__)) == len(dataexplore.__all__)
+    assert sorted(dataexplore.__all__) == sorted(eager + list(dataexplore._LAZY))
+
+    tree = ast.parse(Path(dataexplore.__file__).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING")
+    typed = {}
+    for node in ast.walk(block):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                typed[alias.asname or alias.name] = (node.module or "", alias.name)
+    assert set(typed) == set(dataexplore._LAZY)
+    for name, (module, attribute) in dataexplore._LAZY.items():
+        source, imported = typed[name]
+        if attribute is None:  # a module: `from .a import b` names module a.b
+            assert ".".join(filter(None, (source, imported))) == module, name
+        else:
+            assert (source, imported) == (module, attribute), name
+
+
 def test_console_script_and_version():
     out = subprocess.run([sys.executable, "-m", "dataexplore", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and dataexplore.__version__ in out.stdout
@@ -41,7 +66,8 @@ def test_fashion_tiny_ships_with_metrics():
 def test_functions_are_not_shadowed_by_submodules():
     """Importing any submodule first must not turn `dx.embed`/`dx.project` into modules."""
     code = ("import importlib, pkgutil, dataexplore as dx\n"
-            "for m in pkgutil.iter_modules(dx.__path__):\n    m.name != '__main__' and importlib.import_module('dataexplore.' + m.name)\n"
+            "for m in pkgutil.iter_modules(dx.__path__):\n"
+            "    m.name != '__main__' and importlib.import_module('dataexplore.' + m.name)\n"
             "print(all(callable(getattr(dx, n)) for n in ('embed', 'embed_text', 'project', 'load')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"

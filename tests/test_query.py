@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
+from conftest import browser
 from dataexplore.core.errors import DataexploreError
 from dataexplore.query import load_query, make_query
 
@@ -36,7 +36,7 @@ def lasso(ex, label: str) -> dx.Selection:
     dist = np.linalg.norm(pts - np.median(pts, axis=0), axis=1)
     core = pts[dist < np.quantile(dist, 0.8)]
     polygon = core[ConvexHull(core).vertices]
-    ex._on_message(ex, {"type": "select", "shape": "lasso", "op": "replace", "polygon": polygon.tolist()}, [])
+    browser(ex, {"type": "select", "shape": "lasso", "op": "replace", "polygon": polygon.tolist()}, [])
     return ex.selection
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import dataexplore as dx
-from dataexplore.sources import datasets
 from dataexplore.core.errors import SourceError
+from dataexplore.sources import datasets
 
 
 def test_folder_is_recursive_with_stable_ids_and_folder_labels(photo_folder):

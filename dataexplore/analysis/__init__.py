@@ -6,13 +6,13 @@ any group into a :class:`~dataexplore.Selection` (``.selection(k)``), values to 
 result on a map with ``explorer.show(result)``.
 """
 
+from ..language.thresholds import ConceptThresholds, concept_thresholds
 from .clustering import Clusters, clusters
 from .concept_coverage import ConceptCoverage, concepts
-from ..language.thresholds import ConceptThresholds, concept_thresholds
 from .gaps import Coverage, Redundancy, coverage
-from .slices import FailureSlices, failures
 from .groups import GroupResult, wilson
 from .neighbors import knn
+from .slices import FailureSlices, failures
 
 __all__ = ["Clusters", "ConceptCoverage", "Coverage", "FailureSlices", "GroupResult", "Redundancy",
            "ConceptThresholds", "concept_thresholds", "clusters", "concepts", "coverage", "failures", "knn", "wilson"]

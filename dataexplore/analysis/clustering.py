@@ -14,10 +14,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.errors import DataexploreError
 from ..core.embeddings import medoids
-from .groups import GroupResult, top_labels
+from ..core.errors import DataexploreError
 from ..language.vocabulary import Describer, text_model, vocabulary
+from .groups import GroupResult, top_labels
 
 CANDIDATES = (6, 8, 10, 12, 16, 20, 25, 30)
 _SUBSAMPLE = 20_000
@@ -105,7 +105,8 @@ def clusters(data: Any, n_clusters: int | str = "auto", *, model: str = "fashion
     members = [np.flatnonzero(assign == c) for c in order if (assign == c).any()]
     labels = emb.table["label"] if "label" in emb.table.columns else None
     describe = Describer(emb.vectors, text_model(emb), vocabulary(concepts, labels), labels=labels)
-    records, taken = [], set()
+    records: list[dict[str, Any]] = []
+    taken: set[str] = set()
     for i, m in enumerate(members):
         words = describe.top(emb.vectors[m], 3)
         name = _unique(words[0] if words else f"cluster {i + 1}", taken)

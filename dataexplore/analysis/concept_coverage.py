@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataexploreError
-from .groups import GroupResult
 from ..language.thresholds import FALSE_MATCH_RATE, ConceptThresholds, concept_thresholds, shipped_threshold  # noqa: F401
 from ..language.vocabulary import concept_vectors, text_model, vocabulary
+from .groups import GroupResult
 
 STATUS_ORDER = ("missing", "under-represented", "rare", "covered", "over-represented", "present", "absent",
                 "unknown to the model")
@@ -59,6 +59,13 @@ class ConceptCoverage(GroupResult):
     """
 
     title = "Concept coverage"
+    thresholds: ConceptThresholds
+    names: list[str]
+    threshold: float
+    threshold_source: str
+    model: dict
+    phrases: dict[str, str] | None
+    best: pd.Series
 
     def map_values(self) -> pd.Series:
         """The concept each sample matched; unmatched samples have no value."""
@@ -69,8 +76,9 @@ class ConceptCoverage(GroupResult):
 
         With two sets, a concept is missing from the first when the second has it (at least
         ``min_count`` matches) and the first has fewer than ``min_count`` or under a quarter of
-        the second's share, and the difference is significant (see ``alpha``). With one set, it is missing under ``min_count`` matches and rare
-        under a fifth of the median share of the concepts present.
+        the second's share, and the difference is significant (see ``alpha``). With one set, it is
+        missing under ``min_count`` matches and rare under a fifth of the median share of the
+        concepts present.
         """
         return self.table.loc[self.table["status"].isin(["missing", "rare"]), "name"].tolist()
 
@@ -84,8 +92,8 @@ class ConceptCoverage(GroupResult):
         >>> cc = dx.concepts(train, other=production)  # doctest: +SKIP
         >>> cc.to_query(cc.missing()[0]).search("/data/unlabeled", top=200)  # doctest: +SKIP
         """
-        from ..query import Query
         from ..language.vocabulary import phrase
+        from ..query import Query
 
         if concept not in set(self.table["name"]):
             raise DataexploreError(f"{concept!r} was not checked here; checked: {sorted(self.table['name'])[:20]}")
@@ -222,7 +230,8 @@ def concepts(data: Any, prompts: Sequence[str] | Mapping[str, str] | None = None
     result.threshold = float(np.median(cal.threshold))
     result.threshold_source = pd.Series(cal.source).mode().iloc[0]
     result.model, result.phrases = {"name": clip.name, "pretrained": clip.pretrained}, phrases
-    margin = np.where(hits, pooled @ text.T - cal.threshold[None, :], -np.inf) if len(vocab) else np.zeros((len(ids), 0))
+    margin = (np.where(hits, pooled @ text.T - cal.threshold[None, :], -np.inf) if len(vocab)
+              else np.zeros((len(ids), 0)))
     best = margin.argmax(axis=1) if len(vocab) else np.zeros(len(ids), int)
     matched = hits.any(axis=1)
     concept = np.asarray(vocab, dtype=object)

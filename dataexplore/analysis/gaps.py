@@ -33,11 +33,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.errors import DataexploreError
 from ..core.embeddings import medoids
+from ..core.errors import DataexploreError
+from ..language.vocabulary import Describer, text_model, vocabulary
 from .groups import GroupResult, top_labels
 from .neighbors import knn
-from ..language.vocabulary import Describer, text_model, vocabulary
 
 #: Reference points whose scores calibrate the target's.
 CALIBRATION = 1000
@@ -73,13 +73,19 @@ class Coverage(GroupResult):
     """
 
     title = "Coverage gaps"
+    scores: pd.Series
+    gap_scores: pd.Series
+    p_values: pd.Series
+    k: int
+    _redundant: Redundancy | None
+    _inputs: tuple
 
     def map_values(self) -> pd.Series:
         """Under-coverage per target sample (0..1); reference samples have no value (drawn grey)."""
         return self.scores.rename("under-coverage")
 
     @property
-    def redundant(self) -> "Redundancy":
+    def redundant(self) -> Redundancy:
         """Regions of the reference that the target hardly needs (computed once, when first asked)."""
         if self._redundant is None:
             self._redundant = _redundancy(*self._inputs)

@@ -132,7 +132,7 @@ class GroupResult:
             raise DataexploreError("no exemplar images: these embeddings do not say where their images are")
         sheet = Image.new("RGB", (size * len(found) + 4 * (len(found) - 1), size), "white")
         for j, (samples, row) in enumerate(found):
-            img = ImageOps.contain(decode(samples.read(row), draft_size=size), (size, size), Image.BICUBIC)
+            img = ImageOps.contain(decode(samples.read(row), draft_size=size), (size, size), Image.Resampling.BICUBIC)
             sheet.paste(img, (j * (size + 4) + (size - img.width) // 2, (size - img.height) // 2))
         return sheet
 

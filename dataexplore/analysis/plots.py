@@ -56,7 +56,8 @@ def region_bars(result, top: int = 20):
     fig = go.Figure(go.Bar(x=t["count"], y=labels, orientation="h",
                            marker={"color": t["score"], "colorscale": "Viridis", "cmin": 0, "cmax": 1,
                                    "colorbar": {"title": "score"}},
-                           text=[_t(v) for v in t["top_labels"]], hovertemplate="%{y}<br>%{x} samples<br>%{text}<extra></extra>"))
+                           text=[_t(v) for v in t["top_labels"]],
+                           hovertemplate="%{y}<br>%{x} samples<br>%{text}<extra></extra>"))
     fig.update_layout(title=_t(f"{result.title}: size and under-coverage score"), xaxis_title="samples",
                       yaxis_autorange="reversed", height=120 + 28 * max(len(t), 1),
                       margin={"l": 10, "r": 10, "t": 50, "b": 40})
@@ -67,7 +68,8 @@ def cluster_bars(result):
     """Size of each cluster, labelled by its name and top labels."""
     go = _go()
     t = result.table
-    fig = go.Figure(go.Bar(x=t["count"], y=[_t(v) for v in t["name"]], orientation="h", text=[_t(v) for v in t["top_labels"]],
+    fig = go.Figure(go.Bar(x=t["count"], y=[_t(v) for v in t["name"]], orientation="h",
+                           text=[_t(v) for v in t["top_labels"]],
                            hovertemplate="%{y}: %{x} samples<br>%{text}<extra></extra>"))
     fig.update_layout(title="Clusters", xaxis_title="samples", yaxis_autorange="reversed",
                       height=120 + 24 * max(len(t), 1), margin={"l": 10, "r": 10, "t": 50, "b": 40})

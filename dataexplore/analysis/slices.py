@@ -40,10 +40,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.errors import DataexploreError
 from ..core.embeddings import medoids
-from .groups import GroupResult, members_of, top_labels, wilson
+from ..core.errors import DataexploreError
 from ..language.vocabulary import Describer, text_model, vocabulary
+from .groups import GroupResult, members_of, top_labels, wilson
 
 #: Neighbourhood sizes at which seeds are tested.
 SEED_SCALES = (10, 20, 40)
@@ -83,6 +83,12 @@ class FailureSlices(GroupResult):
     """
 
     title = "Failure slices"
+    error_rate: float
+    correct: pd.Series
+    slice_: pd.Series
+    membership: pd.Series
+    embeddings: Any
+    reference: Any
 
     def map_values(self, by: str = "slice") -> pd.Series:
         """``by="slice"``: slice name per sample; ``by="correct"``: ``"right"``/``"wrong"``;
@@ -219,7 +225,7 @@ def failures(data: Any, correct: Any = None, *, loss: Any = None, reference: Any
     labels = emb.table["label"] if "label" in emb.table.columns else None
     describe = Describer(emb.vectors, text_model(emb), vocabulary(concepts, labels), labels=labels)
     total_errors = max(int(wrong.sum()), 1)
-    records = []
+    records: list[dict[str, Any]] = []
     for s in slices:
         e = int(wrong[s].sum())
         lo, hi = wilson(e, len(s))
@@ -322,7 +328,7 @@ def segment(wrong: np.ndarray, nbrs: np.ndarray, *, k: int = 20, smoothness: flo
         for _ in range(iterations):
             r_out = float(np.clip(((1 - q) * wrong).sum() / max((1 - q).sum(), 1e-9), r_far, 0.5))
             r_in = float(np.clip((q * wrong).sum() / max(q.sum(), 1e-9), r_out + 1e-3, 1 - 1e-3))
-            own = np.where(wrong, np.log(r_in / r_out), np.log((1 - r_in) / (1 - r_out)))
+            own = np.where(wrong, float(np.log(r_in / r_out)), float(np.log((1 - r_in) / (1 - r_out))))
             evidence = (1 - pooling) * own + pooling * own[nbrs[:, :NEAR]].mean(1) if pooling else own
             prior = (graph @ q) / degree
             new = 0.5 * q + 0.5 / (1 + np.exp(-(smoothness * (2 * prior - 1) + evidence)))

@@ -67,6 +67,11 @@ class Embeddings:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def _rows(self) -> np.ndarray:
+        """``rows``, which ``__post_init__`` fills when it is not given."""
+        assert self.rows is not None
+        return self.rows
+
     def __repr__(self) -> str:
         d = self.vectors.shape[1] if self.vectors.ndim == 2 else 0
         return (f"<Embeddings {len(self)}×{d} model={self.model.get('name', '?')!r} "
@@ -90,7 +95,7 @@ class Embeddings:
         pos = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64)
         if keep.dtype == bool and len(keep) != len(self):
             raise SourceError(f"mismatched lengths: a mask of {len(keep)} for {len(self)} embeddings")
-        return Embeddings(ids=self.ids[pos], vectors=self.vectors[pos], rows=self.rows[pos], samples=self.samples,
+        return Embeddings(ids=self.ids[pos], vectors=self.vectors[pos], rows=self._rows()[pos], samples=self.samples,
                           model=self.model, stats=dict(self.stats))
 
     @classmethod
@@ -109,11 +114,11 @@ class Embeddings:
         dims = {p.vectors.shape[1] for p in parts}
         if len(weights) > 1 or len(dims) > 1:
             raise SourceError("embeddings from different models cannot be combined")
-        samples, rows, offsets = None, None, [0] * len(parts)
+        samples, rows, offsets = None, None, np.zeros(len(parts), np.int64)
         if all(p.samples is not None for p in parts):
             samples = Samples.concat([p.samples for p in parts])
             offsets = np.cumsum([0] + [len(p.samples) for p in parts[:-1]])
-            rows = np.concatenate([p.rows + o for p, o in zip(parts, offsets)])
+            rows = np.concatenate([p._rows() + o for p, o in zip(parts, offsets)])
         failures = pd.concat([p.failures.assign(row=p.failures["row"].astype(np.int64) + o)
                               for p, o in zip(parts, offsets)], ignore_index=True)
         return cls(ids=np.concatenate([p.ids for p in parts]), vectors=np.concatenate([p.vectors for p in parts]),

@@ -189,8 +189,8 @@ def _from_array(arr: np.ndarray) -> Image.Image:
     raise DecodeError(f"array image must be HxW or HxWxC with C in (1, 3, 4), got shape {arr.shape}")
 
 
-_RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "lanczos": Image.LANCZOS,
-             "nearest": Image.NEAREST}
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+             "lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resampling.NEAREST}
 
 
 def resize_center_crop(img: Image.Image, size: int, interpolation: str = "bicubic") -> Image.Image:
@@ -217,7 +217,7 @@ def resize_center_crop(img: Image.Image, size: int, interpolation: str = "bicubi
 def thumbnail(data: bytes | np.ndarray, size: int = 128, quality: int = 85) -> bytes:
     """A JPEG thumbnail (longest side at most ``size``) of one image's raw content."""
     img = decode(data, draft_size=size)
-    img.thumbnail((size, size), Image.BICUBIC)
+    img.thumbnail((size, size), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()

@@ -11,7 +11,7 @@ from typing import Callable
 from .errors import SourceError
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
 
     Readers see the old file or the new one, never a half-written one, even if the process dies.
@@ -88,7 +88,7 @@ def is_missing(value: object) -> bool:
     import pandas as pd
 
     try:
-        missing = pd.isna(value)
+        missing = pd.isna(value)  # type: ignore[call-overload]  # isna takes any object; the stubs list types
     except (TypeError, ValueError):
         return False
     return isinstance(missing, (bool, np.bool_)) and bool(missing)  # an array or list is a value

@@ -1,15 +1,16 @@
 """One samples table for every kind of image source.
 
-:func:`dataexplore.load` (in :mod:`dataexplore.sources`) turns a folder, a list of paths, a CSV/Parquet file, a DataFrame, an array of
-pixels, a FiftyOne dataset or view, or a short source string (``"fashion-mnist:test:2000"``)
-into :class:`Samples`: a table with one row per image, a stable string ``id`` per row, and any
-metadata columns the source carried (``label``, ``filepath``, ...).
+:func:`dataexplore.load` (in :mod:`dataexplore.sources`) turns a folder, a list of paths, a
+CSV/Parquet file, a DataFrame, an array of pixels, a FiftyOne dataset or view, or a short source
+string (``"fashion-mnist:test:2000"``) into :class:`Samples`: a table with one row per image, a
+stable string ``id`` per row, and any metadata columns the source carried (``label``,
+``filepath``, ...).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ class Samples:
         """
         if self.images is not None:
             return self.images[row]
-        path = self.table.at[row, "filepath"]
+        path = cast("str | os.PathLike[str] | None", self.table.at[row, "filepath"])
         if path is None:
             raise DecodeError("no file path")
         try:
@@ -136,10 +137,11 @@ class Samples:
             raise SourceError("cannot combine in-memory images with image files in one table")
         images = None
         if in_memory == {True}:
-            shapes = {p.images.shape[1:] for p in parts}
+            arrays = [p.images for p in parts if p.images is not None]
+            shapes = {a.shape[1:] for a in arrays}
             if len(shapes) > 1:
                 raise SourceError(f"in-memory images of different shapes {sorted(shapes)} cannot be combined")
-            images = np.concatenate([p.images for p in parts])
+            images = np.concatenate(arrays)
         table = pd.concat([p.table for p in parts], ignore_index=True)
         provenance = {"kind": "concat", "parts": [p.provenance for p in parts]} if any(p.provenance for p in parts) \
             else {}

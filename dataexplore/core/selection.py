@@ -140,7 +140,7 @@ class Selection:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Selection) and np.array_equal(self.indices, other.indices)
 
-    __hash__ = None  # mutable-looking value: compare, don't hash
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking value: compare, don't hash
 
     def to_query(self, name: str | None = None, *, embeddings: Any = None, describe: bool = True):
         """This selection as a reusable :class:`~dataexplore.Query` that finds more such images.

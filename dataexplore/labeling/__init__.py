@@ -30,10 +30,12 @@ from . import coco, label_studio, manifest
 from .batch import LABEL_COLUMNS, LabelBatch, as_batch
 from .conflicts import LabelConflictWarning, latest_per_sample
 
-FORMATS = ("label-studio", "coco", "csv")
+#: The labeling formats by key, with the name a menu shows.
+FORMAT_LABELS = {"label-studio": "Label Studio", "coco": "COCO", "csv": "CSV manifest"}
+FORMATS = tuple(FORMAT_LABELS)
 
-__all__ = ["FORMATS", "LABEL_COLUMNS", "LabelBatch", "LabelConflictWarning", "apply_labels", "as_batch",
-           "export_labeling", "import_labels"]
+__all__ = ["FORMATS", "FORMAT_LABELS", "LABEL_COLUMNS", "LabelBatch", "LabelConflictWarning", "apply_labels",
+           "as_batch", "export_labeling", "import_labels"]
 
 
 def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-studio", *,
@@ -151,7 +153,7 @@ def import_labels(path: str | os.PathLike, format: str = "auto", *, label_column
         path = path / "manifest.csv"
     if not path.is_file():
         raise SourceError(f"labels file not found: {path}")
-    if format not in ("auto", "label-studio", "coco", "csv"):
+    if format != "auto" and format not in FORMATS:
         raise DataexploreError(f"format must be auto, label-studio, coco or csv, got {format!r}")
     if format == "csv" or (format == "auto" and path.suffix.lower() == ".csv"):
         return _checked(manifest.read(path, label_column), path)

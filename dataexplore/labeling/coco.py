@@ -27,7 +27,8 @@ def write(batch: LabelBatch, folder: Path, paths: list[str], sizes: list[tuple[i
 
     categories = [{"id": i + 1, "name": c, "supercategory": ""} for i, c in enumerate(batch.classes)]
     cat_id = {c["name"]: c["id"] for c in categories}
-    images, annotations = [], []
+    images: list[dict] = []
+    annotations: list[dict] = []
     for i, (rec, path, (w, h), pred, score) in enumerate(zip(batch.records(), paths, sizes, batch.predictions,
                                                               batch.scores)):
         dx_id = rec.pop("id")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -73,9 +74,9 @@ def tasks(batch: LabelBatch, urls: list[str], model_version: str) -> list[dict]:
     out = []
     for rec, url, pred, score in zip(batch.records(), urls, batch.predictions, batch.scores):
         data = {TO_NAME: url, "dx_id": rec.pop("id"), **{f"meta_{k}": v for k, v in rec.items()}}
-        task = {"data": data}
+        task: dict[str, Any] = {"data": data}
         if pred is not None:
-            p = {"model_version": model_version,
+            p: dict[str, Any] = {"model_version": model_version,
                  "result": [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
                              "value": {"choices": [str(pred)]}}]}
             if not np.isnan(score):
@@ -133,7 +134,8 @@ def read(records: list, path: Path, field: str = FROM_NAME) -> pd.DataFrame:
     in several tasks is resolved by :mod:`~dataexplore.labeling.conflicts` (latest wins, conflicts
     reported). Anything of the wrong shape is one :class:`SourceError` naming the file and task.
     """
-    rows, seen = [], set()
+    rows: list[dict] = []
+    seen: set[str] = set()
     for n, task in enumerate(records):
         if not isinstance(task, dict):
             raise SourceError(f"{path}: expected a list of Label Studio tasks, item {n} is a {type(task).__name__}")
@@ -228,7 +230,8 @@ def _when(value, where: str):
 
 
 def _scalar(value):
-    return value if value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool) else str(value)
+    plain = value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    return value if plain else str(value)
 
 
 def _meta(data: dict, where: str) -> dict:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -99,7 +99,7 @@ def shipped_threshold(clip) -> float | None:
 
 
 def concept_thresholds(clip, concepts: Sequence[str], text: np.ndarray, vectors: np.ndarray,
-                       labels: Sequence[Any] | None = None, *, threshold: float | str | None = "auto",
+                       labels: Iterable[Any] | None = None, *, threshold: float | str | None = "auto",
                        false_match_rate: float = FALSE_MATCH_RATE,
                        phrases: dict[str, str] | None = None) -> ConceptThresholds:
     """Calibrate one threshold per concept (see the module docs for the order of sources).
@@ -131,7 +131,8 @@ def concept_thresholds(clip, concepts: Sequence[str], text: np.ndarray, vectors:
     keys = [concept_key(c, phrases) for c in concepts]
     if threshold not in ("auto", None):
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
-            raise DataexploreError(f"threshold must be 'auto', None or a cosine similarity in [-1, 1], got {threshold!r}")
+            raise DataexploreError(
+                f"threshold must be 'auto', None or a cosine similarity in [-1, 1], got {threshold!r}")
         return ConceptThresholds(list(concepts), np.full(n_c, float(threshold)), fmr, ["given"] * n_c,
                                  np.ones(n_c, bool), auroc)
     shipped = shipped_calibration(clip) if threshold == "auto" else {}

@@ -11,7 +11,7 @@ group matches. Only concepts the model has been shown to tell apart are used (``
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ TEMPLATES = (
 )
 
 
-def vocabulary(extra: Sequence[str] | None = None, labels: Sequence[Any] | None = None,
+def vocabulary(extra: Sequence[str] | None = None, labels: Iterable[Any] | None = None,
                default: bool = True, phrases: dict[str, str] | None = None) -> list[str]:
     """Concept names: ``extra``, then the class names in ``labels``, then :data:`DEFAULT_CONCEPTS`.
 
@@ -143,7 +143,7 @@ class Describer:
     """
 
     def __init__(self, vectors: np.ndarray, clip, concepts: Sequence[str], phrases: dict[str, str] | None = None,
-                 labels: Sequence[Any] | None = None, alpha: float = 0.05):
+                 labels: Iterable[Any] | None = None, alpha: float = 0.05):
         from .thresholds import concept_thresholds
 
         self.alpha = alpha
@@ -164,6 +164,8 @@ class Describer:
 
     def _counts(self, vectors: np.ndarray) -> np.ndarray:
         out = np.zeros(len(self.concepts), np.int64)
+        if self.text is None:  # no concepts the model can tell apart
+            return out
         for start in range(0, len(vectors), 32768):
             out += ((vectors[start:start + 32768] @ self.text.T) >= self.threshold).sum(0)
         return out

@@ -68,6 +68,11 @@ class ClipModel:
         self.key = hashlib.sha256(blob).hexdigest()[:20]
 
     @property
+    def input_size(self) -> int:
+        """Side of the square image the model is fed, in pixels (see :func:`input_size`)."""
+        return input_size(self.preprocess_cfg)
+
+    @property
     def embed_dim(self) -> int:
         return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") and \
             self.model.text_projection is not None else int(self._probe_dim())
@@ -75,10 +80,24 @@ class ClipModel:
     def _probe_dim(self) -> int:
         import torch
 
-        size = self.preprocess_cfg["size"]
-        size = size if isinstance(size, int) else size[0]
+        size = self.input_size
         with torch.inference_mode():
             return self.model.encode_image(torch.zeros(1, 3, size, size, device=self.device)).shape[-1]
+
+
+def input_size(preprocess_cfg: dict) -> int:
+    """Side of the square image a model is fed: open_clip's ``size``, or the larger of ``[h, w]``.
+
+    The one place this is decided; the embedding engines resize and centre-crop every image to
+    ``input_size × input_size``.
+
+    Examples
+    --------
+    >>> input_size({"size": 224}), input_size({"size": [32, 32]})
+    (224, 32)
+    """
+    size = preprocess_cfg["size"]
+    return int(size) if isinstance(size, int) else int(max(size))
 
 
 def load_model(model: str = "fashion-tiny", pretrained: str | None = None, device: Any = "cpu") -> ClipModel:

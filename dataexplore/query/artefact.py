@@ -142,10 +142,13 @@ class Query:
     def score(self, vectors: np.ndarray) -> np.ndarray:
         """Scores of L2-normalised ``vectors`` of this query's model; higher is more alike."""
         vectors = np.asarray(vectors, np.float32)
-        width = len(self.text_vector) if self.method == "text" else self.vectors.shape[1]
+        held = self.text_vector if self.method == "text" else self.vectors
+        if held is None:
+            raise DataexploreError(f"this {self.method} query holds no vectors to score with")
+        width = held.shape[-1]
         if vectors.ndim != 2 or vectors.shape[1] != width:
-            raise DataexploreError(f"vectors of width {vectors.shape[-1]} cannot be scored by a query of width {width}: "
-                                   "embed them with the query's model")
+            raise DataexploreError(f"vectors of width {vectors.shape[-1]} cannot be scored by a query of width "
+                                   f"{width}: embed them with the query's model")
         return _probe.score(self.probe, vectors, exemplars=self.vectors, text=self.text_vector)
 
     def search(self, pool: Any, top: int | None = 100, **kwargs):
@@ -182,7 +185,8 @@ class Query:
             (tmp / "query.json").write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
                                             + "\n", encoding="utf-8")
             (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in self.ids), encoding="utf-8")
-            np.savez(tmp / "arrays.npz", **{k: np.asarray(v, np.float32) for k, v in arrays.items() if v is not None})
+            np.savez(tmp / "arrays.npz", allow_pickle=False,
+                     **{k: np.asarray(v, np.float32) for k, v in arrays.items() if v is not None})
 
         return replace_dir(path, fill, overwrite=overwrite, kind="query")
 

@@ -81,6 +81,8 @@ def score(probe: dict, vectors: np.ndarray, exemplars: np.ndarray | None = None,
         if method == "probe":
             out[start:start + block] = v @ probe["coef"] + probe["intercept"]
         elif method == "knn":
+            if exemplars is None:
+                raise DataexploreError("this query scores by its nearest selected samples but holds none")
             sims = v @ exemplars.T
             k = min(probe["k"], sims.shape[1])
             out[start:start + block] = -np.sort(-sims, axis=1)[:, :k].mean(axis=1) if k > 1 else sims.max(axis=1)

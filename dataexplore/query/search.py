@@ -13,7 +13,6 @@ import pandas as pd
 from ..core.embeddings import Embeddings
 from ..core.errors import DataexploreError
 
-
 RESULT_COLUMNS = ("rank", "id", "score", "probability", "match")
 
 

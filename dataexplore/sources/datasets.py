@@ -101,7 +101,7 @@ def fashion_mnist(split: str = "test", n: int | None = None, *, data_dir: str | 
     table = pd.DataFrame(
         {
             "id": [f"{split}-{i:05d}" for i in range(len(labels))],
-            "label": pd.Categorical.from_codes(labels.astype(np.int64), FASHION_MNIST_CLASSES),
+            "label": pd.Categorical.from_codes(labels.astype(np.int64), pd.Index(FASHION_MNIST_CLASSES)),
             "label_id": labels.astype(np.int64),
             "split": split,
         }

@@ -130,7 +130,7 @@ def _scan_folder(root: Path, follow_links: bool) -> tuple[list[tuple[str, str, b
     """
     real_root = os.path.realpath(root)
     entered = {real_root}
-    files: list[tuple[str, str, bool]] = []
+    files: list[tuple[str, str, bool, bool]] = []  # path, real path, linked, inside a linked folder
     skipped: list[dict] = []
     stack = [(str(root), "", False)]
     while stack:

@@ -93,7 +93,7 @@ def _payload(explorer, thumbnails: bool, size: int, title: str) -> str:
     columns = {c: explorer.table[c].astype(str).where(explorer.table[c].notna(), "").tolist()
                for c in explorer.tooltip_fields}
     parts = {"xy": np.ascontiguousarray(explorer.xy, np.float32).tobytes(),
-             "codes": np.ascontiguousarray(explorer._codes, np.uint16).tobytes()}
+             "codes": np.ascontiguousarray(explorer.color_codes, np.uint16).tobytes()}
     if thumbnails:
         images = [explorer.thumbnail(i, size) for i in range(n)]
         offsets = np.zeros(n + 1, np.uint32)

@@ -1,29 +1,13 @@
 // The export menu: name the current selection and save it, in the kernel, as a query or as a
 // labeling batch (Label Studio, COCO, CSV manifest). The kernel writes the files into the
 // explorer's `export_dir` and replies with what it did; the browser sends a name, never a path.
+// What the menu offers comes from the kernel (the `exports` trait), not from a list here.
 
-export type ExportWhat = "query" | "label-studio" | "coco" | "csv";
+import type { ExportedMessage, ExportRequest, Outgoing } from "./protocol";
 
-export interface ExportRequest {
-  type: "export";
-  name: string;
-  what: ExportWhat;
-  overwrite: boolean;
-}
+/** Sends an export request and returns its id; the answer arrives through `onReply`. */
+export type SendExport = (request: Outgoing<ExportRequest>) => string;
 
-export interface ExportedMessage {
-  type: "exported";
-  ok: boolean;
-  what: string;
-  name: string;
-  path?: string;
-  message: string;
-  exists: boolean;
-}
-
-const FORMATS: [ExportWhat, string][] = [
-  ["query", "Query"], ["label-studio", "Label Studio"], ["coco", "COCO"], ["csv", "CSV manifest"],
-];
 const EMPTY = "Select points on the map first: there is nothing to export";
 const UNNAMED = "Type a name for the export";
 
@@ -45,9 +29,12 @@ export class ExportMenu {
   private readonly statusLine: HTMLElement;
   private count = 0;
   private edited = false; // the user typed a name: stop suggesting one
-  private last: ExportRequest | null = null; // replies to anything else are stale
+  private last: Outgoing<ExportRequest> | null = null; // what was asked last (Overwrite resends it)
+  private lastId = ""; // replies to anything else are stale
+  private readonly labels: Map<string, string>;
 
-  constructor(parent: HTMLElement, private readonly send: (request: ExportRequest) => void) {
+  constructor(parent: HTMLElement, formats: [string, string][], private readonly send: SendExport) {
+    this.labels = new Map(formats);
     this.root = make("div", "dx-export", parent);
     this.root.setAttribute("role", "group");
     this.root.setAttribute("aria-label", "Export the selection");
@@ -63,7 +50,7 @@ export class ExportMenu {
     make("span", "dx-export-label", formatLabel, "as");
     this.format = make("select", "dx-input dx-export-format", formatLabel);
     this.format.setAttribute("aria-label", "Format");
-    for (const [value, text] of FORMATS) make("option", "", this.format, text).value = value;
+    for (const [value, text] of formats) make("option", "", this.format, text).value = value;
     this.saveButton = make("button", "dx-btn dx-export-save", row, "Save");
     this.overwriteButton = make("button", "dx-btn dx-export-overwrite", row, "Overwrite");
     this.overwriteButton.style.display = "none";
@@ -104,7 +91,7 @@ export class ExportMenu {
   /** A reply from the kernel; replies to an earlier request than the last one are ignored. */
   onReply(msg: ExportedMessage): void {
     const last = this.last;
-    if (!last || msg.name !== last.name || msg.what !== last.what) return;
+    if (!last || msg.reply_to !== this.lastId) return;
     this.last = null;
     this.show(msg.ok ? "ok" : "error", String(msg.message ?? ""));
     if (msg.ok && msg.path) this.statusLine.title = msg.path;
@@ -119,16 +106,16 @@ export class ExportMenu {
   private save(overwrite: boolean): void {
     if (overwrite) {
       if (!this.last?.overwrite || this.count === 0) return;
-      this.send(this.last);
+      this.lastId = this.send(this.last);
       this.overwriteButton.style.display = "none";
       this.show("busy", `replacing '${this.last.name}' …`);
       return;
     }
     const name = this.nameInput.value;
     if (this.count === 0 || !name.trim()) return;
-    this.last = { type: "export", name, what: this.format.value as ExportWhat, overwrite: false };
+    this.last = { type: "export", name, what: this.format.value, overwrite: false };
     this.overwriteButton.style.display = "none";
-    this.send(this.last);
+    this.lastId = this.send(this.last);
     this.show("busy", `saving '${name.trim()}' as ${this.formatText(this.last.what)} …`);
   }
 
@@ -147,7 +134,7 @@ export class ExportMenu {
   }
 
   private formatText(what: string): string {
-    return FORMATS.find(([v]) => v === what)?.[1] ?? what;
+    return this.labels.get(what) ?? what;
   }
 
   private sync(): void {

@@ -1,13 +1,7 @@
 // The groups list: coverage gaps, failure slices, concepts or clusters of an analysis result,
 // one row each; a click selects the group's points (the kernel computes the rows).
 
-export interface GroupsMessage {
-  title: string;
-  columns: string[];
-  rows: string[][];
-  on_map: number[];
-  clear?: boolean;
-}
+import type { GroupsMessage } from "./protocol";
 
 function cell(tag: "td" | "th", parent: HTMLElement, text: string): HTMLElement {
   const e = document.createElement(tag);

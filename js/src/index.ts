@@ -1,66 +1,42 @@
 // The Explorer widget (anywidget): a WebGL map of a dataset whose selections land in Python.
 //
 // Data arrives as binary chunks in custom messages (float32 coordinates, uint16 colour codes,
-// uint32 selected rows). The browser sends selection *shapes* (a lasso polygon or box in map
-// coordinates, a clicked row, a legend class); the kernel computes the exact rows and sends them
-// back, so what is highlighted is exactly what Python holds and a lasso never blocks the page.
+// uint32 selected rows); every message is typed in protocol.ts and goes through one Channel. The
+// browser sends selection *shapes* (a lasso polygon or box in map coordinates, a clicked row, a
+// legend class); the kernel computes the exact rows and sends them back, so what is highlighted is
+// exactly what Python holds and a lasso never blocks the page.
 //
 // A map with more points than the kernel's `max_points` arrives as a sample (with each point's row
-// id) over a density layer of all points; after a pan or zoom the browser asks for the points of the
-// view and the answer replaces the sample. Selections then arrive as a bitset over all rows.
+// id) over a density layer of all points (sample.ts); selections then arrive as a bitset over all rows.
+//
+// `render` is the controller: it owns the map's data and wires the views (views.ts, exporter.ts,
+// groups.ts, the Scatter) to the channel. The same `render` runs in a map saved as HTML, over a
+// LocalModel that answers from the file (standalone.ts).
 
+import type { AnyModel } from "@anywidget/types";
+import { Channel } from "./channel";
 import type { Rect } from "./density";
+import { bytes, el, niceStep, toBase64 } from "./dom";
 import { ExportMenu } from "./exporter";
 import { GridIndex } from "./grid";
 import { markGroup, renderGroups } from "./groups";
-import { categoryColor, rgbCss, viridis } from "./palette";
+import { Highlight } from "./highlight";
+import type { ColorInfo, Message, Op, PointsMessage, SelectRequest, WidgetState } from "./protocol";
+import { SampleView } from "./sample";
 import { Scatter } from "./scatter";
 import { mountStandalone } from "./standalone";
+import { SelectionPanel, Toolbar, Tooltip, renderLegend } from "./views";
 
-interface Model {
-  get(name: string): any;
-  set(name: string, value: any): void;
-  save_changes(): void;
-  send(content: any, callbacks?: any, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
-  on(event: string, cb: (...args: any[]) => void): void;
-  off(event?: string, cb?: (...args: any[]) => void): void;
-  standalone?: boolean; // true in a map saved as HTML: no kernel behind it
+export interface RenderArgs {
+  model: AnyModel<WidgetState>;
+  el: HTMLElement;
 }
 
-type Op = "replace" | "add" | "subtract";
+interface Points { xy: Float32Array; codes: Uint16Array; rows: Uint32Array | null; total: number; replyTo: string }
 
-function bytes(dv: DataView | ArrayBuffer): ArrayBuffer {
-  if (dv instanceof ArrayBuffer) return dv;
-  return dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength) as ArrayBuffer;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls: string, parent?: HTMLElement, text?: string) {
-  const e = document.createElement(tag);
-  e.className = cls;
-  if (text !== undefined) e.textContent = text; // always text, never HTML
-  if (parent) parent.appendChild(e);
-  return e;
-}
-
-function imageUrl(buf: ArrayBuffer, mime: string): string {
-  return URL.createObjectURL(new Blob([buf], { type: mime }));
-}
-
-function toBase64(data: Uint8Array): string {
-  let text = "";
-  for (let i = 0; i < data.length; i += 0x8000) text += String.fromCharCode(...data.subarray(i, i + 0x8000));
-  return btoa(text);
-}
-
-function niceStep(x: number): number {
-  const p = Math.pow(10, Math.floor(Math.log10(x)));
-  const m = x / p;
-  return (m >= 5 ? 5 : m >= 2 ? 2 : 1) * p;
-}
-
-function render({ model, el: root }: { model: Model; el: HTMLElement }) {
+function render({ model, el: root }: RenderArgs) {
   const started = performance.now();
-  const client = Math.random().toString(36).slice(2, 10); // this view's id: views of one widget share messages
+  const channel = new Channel(model);
   const box = el("div", "dx-explorer", root);
   box.tabIndex = 0;
   const bar = el("div", "dx-toolbar", box);
@@ -70,133 +46,63 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
   const overlay = el("canvas", "dx-overlay", stage);
   const legend = el("div", "dx-legend", stage);
   const scaleBar = el("div", "dx-scale", stage);
-  const tooltip = el("div", "dx-tooltip", stage);
-  tooltip.style.display = "none";
   const footer = el("div", "dx-footer", box);
   const status = el("div", "dx-status", footer);
-  // the export menu needs the kernel to write files: a map saved as HTML offers downloads instead
-  const exporter = model.standalone ? null : new ExportMenu(footer, (request) => model.send(request));
+  const exports = model.get("exports") ?? [];
+  // what needs the kernel to write files is offered only when the kernel says what it can export
+  const exporter = exports.length ? new ExportMenu(footer, exports, (request) => channel.request(request,
+    (msg) => { if (msg.type === "exported") exporter?.onReply(msg); return true; })) : null;
   const groups = el("div", "dx-groups", box);
   groups.style.display = "none";
-  const panel = el("div", "dx-panel", box);
+  const panelBox = el("div", "dx-panel", box);
 
   let scatter: Scatter;
   try {
     scatter = new Scatter(canvas);
   } catch (err) {
     el("div", "dx-error", stage, `dataexplore: ${(err as Error).message}`);
+    channel.close();
     return () => box.remove();
   }
+  const select = (request: Omit<SelectRequest, "id" | "type">) => channel.request<SelectRequest>({ type: "select", ...request });
+  const toolbar = new Toolbar(bar, {
+    mode: (mode) => { model.set("mode", mode); model.save_changes(); },
+    reset: () => { scatter.resetView(); drawOverlay(); sample?.schedule(); },
+    clear: () => select({ shape: "clear", op: "replace" }),
+  });
+  const tooltip = new Tooltip(el("div", "dx-tooltip", stage), stage, (row) => channel.request({ type: "hover", row },
+    (msg, buffers) => { if (msg.type === "tooltip") tooltip.arrived(msg, buffers); return true; }));
+  const panel = new SelectionPanel(panelBox, {
+    page: (page) => channel.request({ type: "page", page }),
+    focus: (xy) => { focus = xy; drawOverlay(); },
+  });
+  const highlight = new Highlight();
   let grid: GridIndex | null = null;
-  let selected = new Uint8Array(0);
-  let nSelected = 0;
-  let op: Op = "replace";
-  let pending: { xy: Float32Array; codes: Uint16Array; rows: Uint32Array | null; total: number; seq: number } | null = null;
-  let selChunks: { rows: Uint32Array; total: number; got: number } | null = null;
+  let sample: SampleView | null = null; // a map drawn as a sample
+  let pending: Points | null = null;
+  let viewDensity: { replyTo: string; counts: Uint32Array; size: number; rect: Rect } | null = null;
   let focus: [number, number] | null = null;
-  // a map drawn as a sample: all rows, the rows held, the view they answer, the selection as bits
-  let lod: { n: number; bounds: Rect; budget: number } | null = null;
-  let shownRows: Uint32Array | null = null;
-  let shown = { seq: -1, rect: null as Rect | null, complete: false, inside: 0 };
-  let viewSeq = 0, inFlight = -1, dirty = false, forced = false, viewTimer = 0, timerSet = false;
-  let viewDensity: { seq: number; counts: Uint32Array; size: number; rect: Rect } | null = null;
-  let selBits: Uint8Array | null = null;
-  let bitChunks: Uint8Array | null = null;
   let firstFrameMs = -1;
-  const rowOf = (i: number) => (shownRows ? shownRows[i] : i);
-  const tipCache = new Map<number, { url: string | null; lines: [string, string][] }>();
-  let hoverRow = -1;
-  let hoverTimer = 0;
+  const rowOf = (i: number) => (sample ? sample.rows[i] : i);
 
-  // ---- toolbar -------------------------------------------------------------------------------
-  const modeButtons = new Map<string, HTMLButtonElement>();
-  for (const [mode, label, title] of [["lasso", "Lasso", "Draw around points to select them"],
-    ["box", "Box", "Drag a rectangle to select points"], ["pan", "Pan", "Drag to move the map"]]) {
-    const b = el("button", "dx-btn", bar, label);
-    b.title = title;
-    b.dataset.mode = mode;
-    b.onclick = () => { model.set("mode", mode); model.save_changes(); };
-    modeButtons.set(mode, b);
-  }
-  el("span", "dx-sep", bar);
-  const opButtons = new Map<Op, HTMLButtonElement>();
-  for (const [o, label, title] of [["replace", "New", "New selection"], ["add", "Add", "Add to the selection (or hold Shift)"],
-    ["subtract", "Subtract", "Remove from the selection (or hold Alt)"]] as [Op, string, string][]) {
-    const b = el("button", "dx-btn", bar, label);
-    b.title = title;
-    b.dataset.op = o;
-    b.onclick = () => { op = o; syncButtons(); };
-    opButtons.set(o, b);
-  }
-  el("span", "dx-sep", bar);
-  const reset = el("button", "dx-btn", bar, "Reset view");
-  reset.onclick = () => { scatter.resetView(); drawOverlay(); scheduleView(); };
-  const clear = el("button", "dx-btn", bar, "Clear");
-  clear.title = "Clear the selection (Esc)";
-  clear.onclick = () => model.send({ type: "select", shape: "clear", op: "replace" });
-
-  function syncButtons() {
+  function syncMode() {
     const mode = model.get("mode");
-    modeButtons.forEach((b, m) => b.classList.toggle("dx-active", m === mode));
-    opButtons.forEach((b, o) => b.classList.toggle("dx-active", o === op));
+    toolbar.show(mode);
     stage.style.cursor = mode === "pan" ? "grab" : "crosshair";
   }
-  syncButtons();
+  syncMode();
 
-  // ---- legend and status ---------------------------------------------------------------------
-  const NO_VALUE: [number, number, number] = [200, 200, 200];
-  function renderLegend() {
-    legend.replaceChildren();
-    const info = model.get("color_info") || {};
-    const noValue = () => {
-      if (!info.no_value) return;
-      const row = el("div", "dx-legend-row dx-legend-none", legend);
-      row.title = "Points without a value";
-      el("span", "dx-swatch", row).style.background = rgbCss(NO_VALUE);
-      el("span", "dx-legend-name", row, "no value");
-      el("span", "dx-legend-count", row, Number(info.no_value).toLocaleString());
-    };
-    if (info.kind === "categorical") {
-      el("div", "dx-legend-title", legend, info.name);
-      (info.categories as string[]).forEach((name, i) => {
-        const row = el("div", "dx-legend-row", legend);
-        row.title = `Select all '${name}' points (Shift: add, Alt: subtract)`;
-        const sw = el("span", "dx-swatch", row);
-        sw.style.background = rgbCss(categoryColor(i));
-        el("span", "dx-legend-name", row, name);
-        el("span", "dx-legend-count", row, (info.counts?.[i] ?? 0).toLocaleString());
-        row.onclick = (ev) => model.send({ type: "select", shape: "class", category: i, op: opFor(ev) });
-      });
-      noValue();
-    } else if (info.kind === "numeric") {
-      el("div", "dx-legend-title", legend, info.name);
-      el("div", "dx-colorbar-max", legend, String(info.max));
-      const bar = el("div", "dx-colorbar", legend);
-      const stops = Array.from({ length: 11 }, (_, i) => rgbCss(viridis(i / 10))).join(", ");
-      bar.style.background = `linear-gradient(to top, ${stops})`;
-      el("div", "dx-colorbar-min", legend, String(info.min));
-      noValue();
-    }
-    legend.style.display = info.kind === "categorical" || info.kind === "numeric" ? "" : "none";
-    const pal: [number, number, number][] = info.kind === "categorical"
-      ? (info.categories as string[]).map((_, i) => categoryColor(i))
-      : info.kind === "numeric" ? Array.from({ length: 256 }, (_, i) => viridis(i / 255)) : [[78, 121, 167]];
-    if (typeof info.no_value_code === "number") { // grey for points without a value
-      while (pal.length < info.no_value_code) pal.push(NO_VALUE);
-      pal[info.no_value_code] = NO_VALUE;
-    }
-    scatter.setPalette(pal);
+  function showLegend() {
+    const info: ColorInfo = model.get("color_info") ?? { kind: "none" };
+    scatter.setPalette(renderLegend(legend, info, (i, ev) => select({ shape: "class", category: i, op: toolbar.opFor(ev) })));
   }
 
   function renderStatus() {
-    const drawn = !lod ? `${scatter.n.toLocaleString()} point${scatter.n === 1 ? "" : "s"}`
-      : `${lod.n.toLocaleString()} points · ` + (shown.complete
-        ? `all ${scatter.n.toLocaleString()} in view drawn` : `drawing ${scatter.n.toLocaleString()} · zoom in for detail`);
-    status.textContent = drawn + (nSelected ? ` · ${nSelected.toLocaleString()} selected` : "");
-  }
-
-  function opFor(ev: MouseEvent | KeyboardEvent): Op {
-    return ev.shiftKey ? "add" : ev.altKey ? "subtract" : op;
+    const n = scatter.n, held = sample?.shown;
+    const drawn = !sample || !held ? `${n.toLocaleString()} point${n === 1 ? "" : "s"}`
+      : `${sample.n.toLocaleString()} points · ` + (held.complete
+        ? `all ${n.toLocaleString()} in view drawn` : `drawing ${n.toLocaleString()} · zoom in for detail`);
+    status.textContent = drawn + (highlight.total ? ` · ${highlight.total.toLocaleString()} selected` : "");
   }
 
   // ---- overlay: lasso path, focus ring, scale hint --------------------------------------------
@@ -230,8 +136,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     // scale hint: a bar of a round length in map units
     const [ax] = scatter.toData(0, 0), [bx] = scatter.toData(100, 0);
     const step = niceStep(Math.abs(bx - ax) || 1);
-    const px = step / Math.abs(bx - ax || 1) * 100;
-    scaleBar.style.width = `${px}px`;
+    scaleBar.style.width = `${step / Math.abs(bx - ax || 1) * 100}px`;
     scaleBar.textContent = `${step.toPrecision(2).replace(/\.?0+$/, "")} map units`;
   }
 
@@ -251,11 +156,12 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     ev.stopPropagation(); // JupyterLab would start a cell selection on Shift+drag and eat the moves
     ev.preventDefault();
     box.focus({ preventScroll: true });
-    if (ev.button !== 0) return;
+    // a click on the legend selects its class, and only that: it is not also a click on the map
+    if (ev.button !== 0 || legend.contains(ev.target as Node)) return;
     const p = relative(ev);
-    drag = { mode: model.get("mode"), start: p, last: p, op: opFor(ev), moved: false };
+    drag = { mode: model.get("mode"), start: p, last: p, op: toolbar.opFor(ev), moved: false };
     path = [p];
-    hideTooltip();
+    tooltip.hide();
   });
   const onMove = (ev: MouseEvent) => {
     if (!drag) return;
@@ -264,7 +170,7 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     if (drag.mode === "pan") {
       scatter.pan(p[0] - drag.last[0], p[1] - drag.last[1]);
       drawOverlay();
-      scheduleView();
+      sample?.schedule();
     } else if (drag.mode === "box") {
       const [x0, y0] = drag.start;
       path = [[x0, y0], [p[0], y0], [p[0], p[1]], [x0, p[1]]];
@@ -288,13 +194,13 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
       const [x, y] = scatter.toData(p[0], p[1]);
       const radius = Math.abs(scatter.toData(10, 0)[0] - scatter.toData(0, 0)[0]);
       const i = grid ? grid.nearest(x, y, radius) : -1;
-      if (i >= 0) model.send({ type: "select", shape: "point", row: rowOf(i), op: d.op });
-      else if (d.op === "replace" && d.mode !== "pan") model.send({ type: "select", shape: "clear", op: "replace" });
+      if (i >= 0) select({ shape: "point", row: rowOf(i), op: d.op });
+      else if (d.op === "replace" && d.mode !== "pan") select({ shape: "clear", op: "replace" });
       return;
     }
     if (d.mode === "pan" || shape.length < 3) return;
     const polygon = simplify(shape).map(([px, py]) => scatter.toData(px, py));
-    model.send({ type: "select", shape: d.mode, polygon, op: d.op });
+    select({ shape: d.mode === "box" ? "box" : "lasso", polygon, op: d.op });
   };
   window.addEventListener("mousemove", onMove);
   window.addEventListener("mouseup", onUp);
@@ -305,184 +211,86 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     const [x, y] = scatter.toData(p[0], p[1]);
     const radius = Math.abs(scatter.toData(8, 0)[0] - scatter.toData(0, 0)[0]);
     const i = grid.nearest(x, y, radius);
-    if (i < 0) { hideTooltip(); return; }
-    const row = rowOf(i); // the point's row in the kernel
-    if (row !== hoverRow) {
-      hoverRow = row;
-      window.clearTimeout(hoverTimer);
-      const cached = tipCache.get(row);
-      if (cached) showTooltip(row, p);
-      else hoverTimer = window.setTimeout(() => model.send({ type: "hover", row }), 40);
-    }
-    placeTooltip(p);
+    if (i < 0) tooltip.hide();
+    else tooltip.hover(rowOf(i), p); // the point's row in the kernel
   });
-  stage.addEventListener("mouseleave", hideTooltip);
+  stage.addEventListener("mouseleave", () => tooltip.hide());
   stage.addEventListener("wheel", (ev) => {
     ev.preventDefault();
     const p = relative(ev);
     scatter.zoomAt(p[0], p[1], Math.exp(-ev.deltaY * 0.0015));
-    hideTooltip();
+    tooltip.hide();
     drawOverlay();
-    scheduleView();
+    sample?.schedule();
   }, { passive: false });
   box.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape") model.send({ type: "select", shape: "clear", op: "replace" });
+    if (ev.key === "Escape") select({ shape: "clear", op: "replace" });
   });
 
-  function placeTooltip(p: [number, number]) {
-    const w = stage.clientWidth;
-    tooltip.style.left = `${Math.min(p[0] + 14, w - 180)}px`;
-    tooltip.style.top = `${p[1] + 14}px`;
-  }
-  function showTooltip(row: number, p?: [number, number]) {
-    const tip = tipCache.get(row);
-    if (!tip || row !== hoverRow) return;
-    tooltip.replaceChildren();
-    if (tip.url) { const img = el("img", "dx-thumb", tooltip); img.src = tip.url; img.alt = ""; }
-    for (const [k, v] of tip.lines) {
-      const line = el("div", "dx-tip-line", tooltip);
-      el("b", "", line, `${k}: `);
-      el("span", "", line, v);
-    }
-    tooltip.style.display = "";
-    if (p) placeTooltip(p);
-  }
-  function hideTooltip() {
-    hoverRow = -1;
-    window.clearTimeout(hoverTimer);
-    tooltip.style.display = "none";
-  }
-
-  // ---- selection panel -------------------------------------------------------------------------
-  const panelUrls: string[] = [];
-  function renderPanel(msg: any, buffers: DataView[]) {
-    panelUrls.forEach((u) => URL.revokeObjectURL(u));
-    panelUrls.length = 0;
-    panel.replaceChildren();
-    exporter?.suggest(msg.total ? msg.counts : []);
-    if (!msg.total) { panel.style.display = "none"; return; }
-    panel.style.display = "";
-    const head = el("div", "dx-panel-head", panel);
-    el("b", "", head, `${msg.total.toLocaleString()} selected`);
-    for (const [label, count] of msg.counts as [string, number][]) {
-      el("span", "dx-chip", head, `${label}: ${count.toLocaleString()}`);
-    }
-    const rows = new Uint32Array(bytes(buffers[0]));
-    const gridEl = el("div", "dx-grid", panel);
-    rows.forEach((row, i) => {
-      const cell = el("div", "dx-cell", gridEl);
-      cell.title = msg.titles[i];
-      const data = bytes(buffers[i + 1]);
-      if (data.byteLength) {
-        const img = el("img", "dx-thumb", cell);
-        const url = imageUrl(data, msg.mime);
-        panelUrls.push(url);
-        img.src = url;
-        img.alt = msg.titles[i];
-      } else {
-        el("div", "dx-cell-text", cell, msg.titles[i]); // no image for this sample: its id
-      }
-      const at = msg.xy?.[i];
-      cell.onclick = () => { focus = at ? [at[0], at[1]] : null; drawOverlay(); };
-    });
-    const nav = el("div", "dx-nav", panel);
-    const prev = el("button", "dx-btn", nav, "‹ Prev");
-    prev.disabled = msg.page <= 0;
-    prev.onclick = () => model.send({ type: "page", page: msg.page - 1 });
-    el("span", "", nav, `page ${msg.page + 1} of ${msg.pages}`);
-    const next = el("button", "dx-btn", nav, "Next ›");
-    next.disabled = msg.page >= msg.pages - 1;
-    next.onclick = () => model.send({ type: "page", page: msg.page + 1 });
-  }
-
-  // ---- a map drawn as a sample: ask for the points of the view after each pan or zoom ----------
+  // ---- points: all of them, or (a big map) the sample answering a view ------------------------
   function visibleRect(): Rect {
     const w = stage.clientWidth, h = stage.clientHeight;
     const [x0, y0] = scatter.toData(0, h), [x1, y1] = scatter.toData(w, 0);
     return [x0, y0, x1, y1];
   }
-  const within = (a: Rect, b: Rect) => a[0] >= b[0] && a[1] >= b[1] && a[2] <= b[2] && a[3] <= b[3];
 
-  function scheduleView() {
-    if (!lod) return;
-    window.clearTimeout(viewTimer);
-    timerSet = true;
-    viewTimer = window.setTimeout(() => { timerSet = false; requestView(); }, 200); // one request once the view settles
-  }
-
-  function requestView(force = false) {
-    if (!lod) return;
-    if (inFlight >= 0) { dirty = true; forced ||= force; return; } // one at a time; the latest view goes next
-    force ||= forced;
-    forced = false;
-    const v = visibleRect();
-    const mx = (v[2] - v[0]) / 4, my = (v[3] - v[1]) / 4; // a margin, so a small pan needs nothing new
-    const rect: Rect = [v[0] - mx, v[1] - my, v[2] + mx, v[3] + my];
-    const whole = within(lod.bounds, rect);
-    if (!force && ((whole && shown.rect === null) || (shown.complete && shown.rect && within(v, shown.rect)))) return;
-    viewSeq += 1;
-    const seq = viewSeq;
-    inFlight = seq;
-    dirty = false;
-    box.dataset.viewBusy = "true";
-    model.send({ type: "view", seq, rect: whole ? null : rect, client });
-    window.setTimeout(() => viewAnswered(seq), 60_000); // never wait forever for a lost answer
-  }
-
-  function viewAnswered(seq: number) {
-    if (seq !== inFlight) return;
-    inFlight = -1;
-    box.dataset.viewBusy = "false";
-    if (dirty) requestView();
-  }
-
-  /** The highlight of the points held, from the selection bitset over all rows. */
-  function applyBits() {
-    selected = new Uint8Array(scatter.n);
-    if (selBits && shownRows) {
-      const bits = selBits;
-      shownRows.forEach((r, i) => { selected[i] = (bits[r >> 3] >> (r & 7)) & 1; });
+  let readyId = "";
+  /** Messages answering `ready` or a view: the lod header, a view's density, points in chunks. */
+  function onPoints(msg: Message, buffers: DataView[]): boolean {
+    if (msg.type === "lod") {
+      sample = new SampleView(msg, (rect) => channel.request({ type: "view", rect }, onPoints), visibleRect,
+        (busy) => { box.dataset.viewBusy = String(busy); });
+      highlight.sampled(msg.total);
+      scatter.density.set(0, new Uint32Array(bytes(buffers[0])), msg.size, sample.bounds);
+      return false;
     }
-    scatter.setSelected(selected, nSelected > 0);
+    if (msg.type === "density") {
+      viewDensity = { replyTo: msg.reply_to, counts: new Uint32Array(bytes(buffers[0])), size: msg.size, rect: msg.rect };
+      return false;
+    }
+    if (msg.type !== "points") return false;
+    const replyTo = msg.reply_to ?? "";
+    if (msg.offset === 0) {
+      pending = { xy: new Float32Array(2 * msg.total), codes: new Uint16Array(msg.total),
+        rows: msg.lod ? new Uint32Array(msg.total) : null, total: msg.total, replyTo };
+    }
+    if (!pending || pending.replyTo !== replyTo) return false;
+    if (msg.count) {
+      pending.xy.set(new Float32Array(bytes(buffers[0])), 2 * msg.offset);
+      pending.codes.set(new Uint16Array(bytes(buffers[1])), msg.offset);
+      if (pending.rows) pending.rows.set(new Uint32Array(bytes(buffers[2])), msg.offset);
+    }
+    if (!msg.final) return false;
+    const p = pending;
+    pending = null;
+    // a later view was asked for meanwhile: its answer replaces this one
+    if (!sample || !p.rows || sample.current(replyTo, readyId)) pointsArrived(p, msg);
+    return true;
   }
 
-  type Points = { xy: Float32Array; codes: Uint16Array; rows: Uint32Array | null; total: number };
-  function pointsArrived(p: Points, msg: any) {
+  function pointsArrived(p: Points, msg: PointsMessage) {
     const first = box.dataset.ready !== "true";
-    if (lod && p.rows) {
-      shownRows = p.rows;
-      shown = { seq: msg.seq, rect: msg.rect ?? null, complete: !!msg.complete, inside: msg.inside };
-      scatter.setPoints(p.xy, p.total, lod.bounds, !first);
-      if (shown.complete && shown.rect) scatter.density.blank(shown.rect);
-      else if (viewDensity && viewDensity.seq === msg.seq) {
+    if (sample && p.rows) {
+      sample.arrived(p.replyTo, msg, p.rows);
+      const held = sample.shown;
+      scatter.setPoints(p.xy, p.total, sample.bounds, !first);
+      if (held.complete && held.rect) scatter.density.blank(held.rect);
+      else if (viewDensity && viewDensity.replyTo === p.replyTo) {
         scatter.density.set(1, viewDensity.counts, viewDensity.size, viewDensity.rect);
-      }
-      else scatter.density.clear(1);
+      } else scatter.density.clear(1);
       viewDensity = null;
+      box.dataset.viewSeq = String(held.seq);
     } else {
-      shownRows = null;
       scatter.setPoints(p.xy, p.total);
     }
     scatter.setColors(p.codes);
-    if (lod) applyBits(); else { selected = new Uint8Array(p.total); nSelected = 0; }
+    highlight.reset(p.total, sample ? sample.rows : null);
+    scatter.setSelected(highlight.selected, highlight.total > 0);
     grid = new GridIndex(p.xy, p.total, scatter.pointBounds);
-    renderLegend();
+    showLegend();
     renderStatus();
     drawOverlay();
     box.dataset.ready = "true";
-    if (lod) { box.dataset.viewSeq = String(shown.seq); viewAnswered(msg.seq); }
-  }
-
-  function selectionArrived(msg: any) {
-    nSelected = msg.total;
-    if (lod) applyBits(); else scatter.setSelected(selected, nSelected > 0);
-    focus = null;
-    drawOverlay();
-    renderStatus();
-    exporter?.setCount(nSelected);
-    box.dataset.selected = String(nSelected);
-    box.dataset.selectionSeq = String(msg.seq);
-    markGroup(groups, typeof msg.group === "number" ? msg.group : -1);
   }
 
   scatter.onRendered = () => {
@@ -492,84 +300,31 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     box.dataset.firstFrameMs = String(Math.round(firstFrameMs));
   };
 
-  // ---- messages from the kernel ------------------------------------------------------------------
-  function onMessage(msg: any, buffers: DataView[]) {
-    const mine = msg.client === undefined || msg.client === client;
-    if (msg.type === "lod") {
-      if (!mine) return;
-      lod = { n: msg.total, bounds: msg.bounds, budget: msg.budget };
-      selBits = new Uint8Array((lod.n + 7) >> 3);
-      scatter.density.set(0, new Uint32Array(bytes(buffers[0])), msg.size, lod.bounds);
-    } else if (msg.type === "density") {
-      if (!mine || !lod) return;
-      viewDensity = { seq: msg.seq, counts: new Uint32Array(bytes(buffers[0])), size: msg.size, rect: msg.rect };
-    } else if (msg.type === "points") {
-      if (msg.lod && (!mine || !lod)) return;
-      if (msg.offset === 0) {
-        pending = { xy: new Float32Array(2 * msg.total), codes: new Uint16Array(msg.total),
-          rows: msg.lod ? new Uint32Array(msg.total) : null, total: msg.total, seq: msg.seq ?? -1 };
-      }
-      if (!pending || (msg.lod && pending.seq !== msg.seq)) return;
-      if (msg.count) {
-        pending.xy.set(new Float32Array(bytes(buffers[0])), 2 * msg.offset);
-        pending.codes.set(new Uint16Array(bytes(buffers[1])), msg.offset);
-        if (pending.rows) pending.rows.set(new Uint32Array(bytes(buffers[2])), msg.offset);
-      }
-      if (msg.final) {
-        const p = pending;
-        pending = null;
-        // a later view was asked for meanwhile: its answer replaces this one
-        if (msg.lod && msg.seq !== 0 && msg.seq !== inFlight) return;
-        pointsArrived(p, msg);
-      }
-    } else if (msg.type === "colors") {
-      if (lod) { // colours of the sample the kernel last sent: refetch if that is not what this view holds
-        if (mine && msg.seq === shown.seq) scatter.setColors(new Uint16Array(bytes(buffers[0])));
-        else requestView(true);
-      } else {
-        scatter.setColors(new Uint16Array(bytes(buffers[0])));
-      }
-      renderLegend();
-    } else if (msg.type === "selection" && msg.format === "bits") {
-      if (msg.offset === 0) bitChunks = new Uint8Array(msg.bytes);
-      if (!bitChunks) return;
-      if (msg.count) bitChunks.set(new Uint8Array(bytes(buffers[0])), msg.offset);
-      if (msg.final) { selBits = bitChunks; bitChunks = null; selectionArrived(msg); }
-    } else if (msg.type === "selection") {
-      if (msg.offset === 0) selChunks = { rows: new Uint32Array(msg.total), total: msg.total, got: 0 };
-      if (!selChunks) return;
-      if (msg.count) { selChunks.rows.set(new Uint32Array(bytes(buffers[0])), msg.offset); selChunks.got += msg.count; }
-      if (msg.final) {
-        if (lod) {
-          const bits = new Uint8Array((lod.n + 7) >> 3);
-          for (const r of selChunks.rows) bits[r >> 3] |= 1 << (r & 7);
-          selBits = bits;
-        } else {
-          selected = new Uint8Array(scatter.n);
-          for (const r of selChunks.rows) if (r < scatter.n) selected[r] = 1;
-        }
-        selChunks = null;
-        selectionArrived(msg);
-      }
-    } else if (msg.type === "tooltip") {
-      const old = tipCache.get(msg.row);
-      if (old?.url) URL.revokeObjectURL(old.url);
-      tipCache.set(msg.row, { url: buffers.length ? imageUrl(bytes(buffers[0]), msg.mime) : null, lines: msg.lines });
-      if (tipCache.size > 500) { // keep memory bounded
-        const first = tipCache.keys().next().value as number;
-        const t = tipCache.get(first);
-        if (t?.url) URL.revokeObjectURL(t.url);
-        tipCache.delete(first);
-      }
-      showTooltip(msg.row);
-    } else if (msg.type === "panel") {
-      renderPanel(msg, buffers);
-    } else if (msg.type === "exported") {
-      exporter?.onReply(msg);
-    } else if (msg.type === "groups") {
-      renderGroups(groups, msg, (k, ev) => model.send({ type: "select", shape: "group", group: k, op: opFor(ev) }));
-    }
-  }
+  // ---- broadcasts: state every view of the widget shows -----------------------------------------
+  channel.on("colors", (msg, buffers) => {
+    if (!sample) scatter.setColors(new Uint16Array(bytes(buffers[0])));
+    else if (msg.sample === sample.shown.id) scatter.setColors(new Uint16Array(bytes(buffers[0])));
+    else sample.request(true); // colours of a sample this view does not hold: ask for its own
+    showLegend();
+  });
+  channel.on("selection", (msg, buffers) => {
+    if (!highlight.add(msg, buffers, scatter.n, sample ? sample.rows : null)) return;
+    scatter.setSelected(highlight.selected, highlight.total > 0);
+    focus = null;
+    drawOverlay();
+    renderStatus();
+    exporter?.setCount(highlight.total);
+    box.dataset.selected = String(highlight.total);
+    box.dataset.selectionSeq = String(msg.seq);
+    markGroup(groups, msg.group);
+  });
+  channel.on("panel", (msg, buffers) => {
+    exporter?.suggest(msg.total ? msg.counts : []);
+    panel.show(msg, buffers);
+  });
+  channel.on("groups", (msg) => renderGroups(groups, msg,
+    (k, ev) => select({ shape: "group", group: k, op: toolbar.opFor(ev) })));
+
   // Handles for tests and debugging: map coordinates -> viewport pixels, and the highlighted rows.
   Object.assign(box, {
     dxToPixel: (x: number, y: number) => {
@@ -580,38 +335,35 @@ function render({ model, el: root }: { model: Model; el: HTMLElement }) {
     // rows (kernel row ids) of the highlighted points among those held
     dxSelected: () => {
       const out: number[] = [];
-      selected.forEach((v, i) => { if (v) out.push(rowOf(i)); });
+      highlight.selected.forEach((v, i) => { if (v) out.push(rowOf(i)); });
       return out;
     },
     // a map drawn as a sample: what is held and why, the rows held (base64 uint32), the view's pixels
-    dxLod: () => lod && { n: lod.n, budget: lod.budget, held: scatter.n, seq: shown.seq, rect: shown.rect,
-      complete: shown.complete, inside: shown.inside, visible: visibleRect(),
-      busy: timerSet || inFlight >= 0 || pending !== null },
-    dxShownRows: () => toBase64(new Uint8Array((shownRows ?? new Uint32Array(0)).buffer)),
+    dxLod: () => sample && { n: sample.n, budget: sample.budget, held: scatter.n, seq: sample.shown.seq,
+      rect: sample.shown.rect, complete: sample.shown.complete, inside: sample.shown.inside, visible: visibleRect(),
+      busy: sample.waiting || pending !== null },
+    dxShownRows: () => toBase64(new Uint8Array((sample?.rows ?? new Uint32Array(0)).buffer)),
     dxFirstFrameMs: () => firstFrameMs,
   });
-  model.on("msg:custom", onMessage);
-  const onMode = () => syncButtons();
-  const onColor = () => renderLegend();
   const onHeight = () => { stage.style.height = `${model.get("height")}px`; scatter.draw(); drawOverlay(); };
-  model.on("change:mode", onMode);
-  model.on("change:color_info", onColor);
+  model.on("change:mode", syncMode);
+  model.on("change:color_info", showLegend);
   model.on("change:height", onHeight);
-  const resize = new ResizeObserver(() => { scatter.draw(); drawOverlay(); scheduleView(); });
+  const resize = new ResizeObserver(() => { scatter.draw(); drawOverlay(); sample?.schedule(); });
   resize.observe(stage);
-  model.send({ type: "ready", client });
+  readyId = channel.request({ type: "ready" }, onPoints);
 
   return () => {
-    model.off("msg:custom", onMessage);
-    model.off("change:mode", onMode);
-    model.off("change:color_info", onColor);
+    channel.close();
+    model.off("change:mode", syncMode);
+    model.off("change:color_info", showLegend);
     model.off("change:height", onHeight);
     window.removeEventListener("mousemove", onMove);
     window.removeEventListener("mouseup", onUp);
-    window.clearTimeout(viewTimer);
+    sample?.close();
     resize.disconnect();
-    panelUrls.forEach((u) => URL.revokeObjectURL(u));
-    tipCache.forEach((t) => t.url && URL.revokeObjectURL(t.url));
+    panel.release();
+    tooltip.release();
     scatter.destroy();
     box.remove();
   };

@@ -1,17 +1,23 @@
 // The map without a kernel: a self-contained HTML file written by `Explorer.to_html`.
 //
 // The same widget (`render`) runs against a local stand-in for the kernel: it answers the widget's
-// messages (points, selection shapes, hover, pages) from data embedded in the file, gzip-compressed
-// and base64-encoded. Lasso and box use the same even-odd rule as the kernel. The viewer can
-// download the selected ids as CSV or JSON.
+// requests (protocol.ts: points, selection shapes, hover, pages) from data embedded in the file,
+// gzip-compressed and base64-encoded. Lasso and box use the same even-odd rule as the kernel.
+// tests/test_protocol.py replays one recorded session against the kernel and this model and
+// compares their answers. The viewer can download the selected ids as CSV or JSON.
 
+import type { AnyModel } from "@anywidget/types";
+import type { ColorInfo, Message, PanelMessage, Request, WidgetState } from "./protocol";
+
+// the event handler type of AnyModel (@anywidget/types), which takes any arguments
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Listener = (...args: any[]) => void;
 
-interface Payload {
+export interface Payload {
   n: number;
   height: number;
   title: string;
-  color_info: any;
+  color_info: ColorInfo;
   ids: string[];
   columns: Record<string, string[]>; // tooltip columns, one string per point
   buffers: Record<string, [number, number]>; // name -> [byte offset, byte length] after the header
@@ -36,7 +42,7 @@ export function pointsInPolygon(xy: Float32Array, n: number, poly: number[][]): 
   return out;
 }
 
-function combine(current: number[], add: number[], op: string): number[] {
+export function combine(current: number[], add: number[], op: string): number[] {
   if (op === "replace") return Array.from(new Set(add)).sort((a, b) => a - b);
   const set = new Set(current);
   for (const r of add) { if (op === "add") set.add(r); else set.delete(r); }
@@ -50,10 +56,9 @@ function csvCell(raw: string): string {
 }
 
 /** A kernel stand-in implementing the anywidget model API the widget uses. */
-class LocalModel {
-  private state: Record<string, any>;
+export class LocalModel implements AnyModel<WidgetState> {
+  private state: WidgetState;
   private listeners = new Map<string, Set<Listener>>();
-  readonly standalone = true; // the widget hides what needs a kernel (the export menu)
   selected: number[] = [];
   lastPolygon: number[][] | null = null;
   private seq = 0;
@@ -61,53 +66,66 @@ class LocalModel {
 
   constructor(private data: Payload, private xy: Float32Array, private codes: Uint16Array,
               private thumbs: { offsets: Uint32Array; bytes: Uint8Array } | null) {
-    this.state = { height: data.height, mode: "lasso", color_info: data.color_info };
+    // no exports: writing files needs the kernel (the viewer downloads ids instead)
+    this.state = { height: data.height, mode: "lasso", color_info: data.color_info, exports: [] };
   }
 
-  get(name: string) { return this.state[name]; }
-  set(name: string, value: any) { this.state[name] = value; this.emit(`change:${name}`); }
+  readonly widget_manager = {
+    get_model: (): never => { throw new Error("a map saved as HTML has no other widgets"); },
+  };
+  get<K extends keyof WidgetState>(name: K): WidgetState[K] { return this.state[name]; }
+  set<K extends keyof WidgetState>(name: K, value: WidgetState[K]) { this.state[name] = value; this.emit(`change:${name}`); }
   save_changes() { /* nothing to sync */ }
   on(event: string, cb: Listener) {
     if (!this.listeners.has(event)) this.listeners.set(event, new Set());
     this.listeners.get(event)!.add(cb);
   }
-  off(event?: string, cb?: Listener) {
+  off(event?: string | null, cb?: Listener | null) {
     if (!event) this.listeners.clear();
     else if (!cb) this.listeners.delete(event);
     else this.listeners.get(event)?.delete(cb);
   }
-  private emit(event: string, ...args: any[]) { this.listeners.get(event)?.forEach((cb) => cb(...args)); }
-  private reply(msg: any, buffers: ArrayBuffer[] = []) {
+  private emit(event: string, ...args: unknown[]) { this.listeners.get(event)?.forEach((cb) => cb(...args)); }
+  private reply(msg: Message, buffers: ArrayBuffer[] = []) {
     const views = buffers.map((b) => new DataView(b));
     setTimeout(() => this.emit("msg:custom", msg, views), 0);
   }
 
-  send(content: any) {
+  send(content: Request) {
     const n = this.data.n;
     if (content.type === "ready") {
-      this.reply({ type: "points", offset: 0, count: n, total: n, final: true },
+      this.reply({ type: "points", reply_to: content.id, offset: 0, count: n, total: n, final: true },
         [this.xy.slice().buffer, this.codes.slice().buffer]);
       this.sendSelection();
     } else if (content.type === "select") {
+      // the kernel's rules (dataexplore/widget/state.py selected_rows): a row or class out of range,
+      // or a group (a saved map shows no analysis list), changes nothing
+      const op = content.shape === "clear" ? "replace" : content.op;
       let rows: number[] = [];
-      const op = content.op === "add" || content.op === "subtract" ? content.op : "replace";
       if (content.shape === "lasso" || content.shape === "box") {
+        if (!content.polygon || content.polygon.length < 3 || content.polygon.length > 400) return;
         rows = pointsInPolygon(this.xy, n, content.polygon);
         if (op === "replace") this.lastPolygon = content.polygon;
       } else if (content.shape === "point") {
+        if (content.row === undefined || content.row >= n) return;
         rows = [content.row];
       } else if (content.shape === "class") {
-        for (let i = 0; i < n; i++) if (this.codes[i] === content.category) rows.push(i);
+        const k = content.category ?? -1, classes = this.data.color_info.categories?.length ?? 0;
+        if (k < 0 || k >= classes) return;
+        for (let i = 0; i < n; i++) if (this.codes[i] === k) rows.push(i);
+      } else if (content.shape !== "clear") {
+        return;
       }
-      this.selected = combine(this.selected, rows, content.shape === "clear" ? "replace" : op);
+      this.selected = combine(this.selected, rows, op);
       this.page = 0;
       this.sendSelection();
     } else if (content.type === "hover") {
-      const row = content.row as number;
+      const row = content.row;
+      if (row >= n) return;
       const lines: [string, string][] = [["id", this.data.ids[row]]];
       for (const [name, values] of Object.entries(this.data.columns)) lines.push([name, values[row]]);
       const thumb = this.thumb(row);
-      this.reply({ type: "tooltip", row, lines, mime: "image/jpeg" }, thumb ? [thumb] : []);
+      this.reply({ type: "tooltip", reply_to: content.id, row, lines, mime: "image/jpeg" }, thumb ? [thumb] : []);
     } else if (content.type === "page") {
       this.page = content.page;
       this.sendPanel();
@@ -142,8 +160,10 @@ class LocalModel {
       counts.push(...Array.from(m.entries()).sort((a, b) => b[1] - a[1]).slice(0, 20));
     }
     const buffers = [new Uint32Array(shown).buffer, ...shown.map((r) => this.thumb(r) ?? new ArrayBuffer(0))];
-    this.reply({ type: "panel", total, page: this.page, pages, counts, titles: shown.map((r) => this.data.ids[r]),
-      xy: shown.map((r) => [this.xy[2 * r], this.xy[2 * r + 1]]), mime: "image/jpeg" }, buffers);
+    const panel: PanelMessage = { type: "panel", total, page: this.page, pages, counts,
+      titles: shown.map((r) => this.data.ids[r]), xy: shown.map((r) => [this.xy[2 * r], this.xy[2 * r + 1]]),
+      mime: "image/jpeg" };
+    this.reply(panel, buffers);
   }
 
   /** The selected rows as CSV (id and the tooltip columns) or JSON. */
@@ -166,7 +186,7 @@ async function unpack(b64: string): Promise<ArrayBuffer> {
 
 /** Mount a standalone map into `root` from the base64 gzip payload written by `to_html`. */
 export async function mountStandalone(root: HTMLElement, b64: string,
-  render: (args: { model: any; el: HTMLElement }) => () => void): Promise<void> {
+  render: (args: { model: AnyModel<WidgetState>; el: HTMLElement }) => () => void): Promise<void> {
   const raw = await unpack(b64);
   const headerLen = new DataView(raw).getUint32(0, true);
   const data = JSON.parse(new TextDecoder().decode(new Uint8Array(raw, 4, headerLen))) as Payload;

@@ -62,7 +62,7 @@ def start_lab(root: Path, extra_env: dict | None = None):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError((root / "lab.log").read_text())
+                raise RuntimeError((root / "lab.log").read_text()) from None
             time.sleep(0.5)
     try:
         yield {"url": url, "token": token, "root": root, "env": env}

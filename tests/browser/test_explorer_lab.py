@@ -161,7 +161,6 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     m = 2 * abs(x1 - x0) / abs(px1 - px0)
     def in_box(pad):
         return (xy[:, 0] >= x0 - pad) & (xy[:, 0] <= x1 + pad) & (xy[:, 1] >= y0 - pad) & (xy[:, 1] <= y1 + pad)
-    inside = in_box(0)
     assert set(np.flatnonzero(in_box(-m))) <= set(sel.tolist()) <= set(np.flatnonzero(in_box(m)))
     assert sorted(_highlighted(page)) == sorted(sel.tolist())
 

@@ -13,7 +13,7 @@ This module writes back, so the FiftyOne App shows the same thing as the noteboo
 ``fiftyone`` is imported on first use: ``pip install dataexplore[fiftyone]``.
 """
 
-from ._collections import INFO_KEY, INSTALL
+from ._collections import INFO_KEY
 from .cvat import AnnotationRequest, cvat_request
 from .labels import apply_labels
 from .maps import save_map

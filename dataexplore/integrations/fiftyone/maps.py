@@ -81,12 +81,13 @@ def _map_points(points: Any) -> tuple[list[str] | None, np.ndarray, dict]:
     """(ids or None, N×2 float32, provenance) of an Explorer, a Projection, an id/x/y table or an array."""
     from ...projection import Projection
 
-    ids, provenance = None, {}
+    source_ids: Any = None  # as the source holds them: an array, a Series or a list
+    provenance: dict = {}
     if isinstance(points, Projection):
         points._check_fitted()
-        ids, xy, provenance = points.ids_, points.embedding_, {"projection": points.get_params()}
+        source_ids, xy, provenance = points.ids_, points.embedding_, {"projection": points.get_params()}
     elif hasattr(points, "xy") and hasattr(points, "ids"):  # an Explorer
-        ids, xy = points.ids, points.xy
+        source_ids, xy = points.ids, points.xy
         prov = getattr(points, "provenance", {}) or {}
         model = prov.get("model") or {}
         provenance = {k: v for k, v in (("projection", prov.get("projection")),
@@ -95,7 +96,7 @@ def _map_points(points: Any) -> tuple[list[str] | None, np.ndarray, dict]:
     elif isinstance(points, pd.DataFrame):
         if not {"id", "x", "y"} <= set(points.columns):
             raise DataexploreError(f"a map table needs id, x and y columns, it has {list(points.columns)}")
-        ids, xy = points["id"], points[["x", "y"]].to_numpy()
+        source_ids, xy = points["id"], points[["x", "y"]].to_numpy()
     else:
         xy = points
     try:
@@ -107,8 +108,8 @@ def _map_points(points: Any) -> tuple[list[str] | None, np.ndarray, dict]:
     bad = ~np.isfinite(xy).all(axis=1)
     if bad.any():
         raise DataexploreError(f"map points contain NaN or inf at row {int(np.flatnonzero(bad)[0])}")
+    ids = None if source_ids is None else [str(i) for i in source_ids]
     if ids is not None:
-        ids = [str(i) for i in ids]
         if len(ids) != len(xy):
             raise DataexploreError(f"mismatched lengths: {len(ids)} ids for {len(xy)} points")
         if not pd.Index(ids).is_unique:

@@ -114,7 +114,9 @@ def _read_field(collection: Any, samples: Any, field: str, model: dict) -> Embed
     """Embeddings from the vectors stored in ``field`` (rows without a usable vector become failures)."""
     values = collection.values(field)
     ids = samples.ids
-    rows, vectors, failures = [], [], {}
+    kept: list[int] = []
+    vectors: list[np.ndarray] = []
+    failures: dict[int, str] = {}
     for row, value in enumerate(values):
         vec = None if value is None else np.asarray(value, dtype=np.float32).ravel()
         if vec is None:
@@ -122,7 +124,7 @@ def _read_field(collection: Any, samples: Any, field: str, model: dict) -> Embed
         elif not np.isfinite(vec).all() or not np.any(vec):
             failures[row] = f"zero or non-finite vector in field {field!r}"
         else:
-            rows.append(row)
+            kept.append(row)
             vectors.append(vec)
     if len({len(v) for v in vectors}) > 1:
         raise DataexploreError(f"field {field!r} holds vectors of different lengths "
@@ -132,7 +134,7 @@ def _read_field(collection: Any, samples: Any, field: str, model: dict) -> Embed
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     off = np.abs(norms[:, 0] - 1) > 1e-3  # vectors written by dataexplore are unit already: leave their bits
     matrix[off] /= norms[off]
-    rows = np.asarray(rows, dtype=np.int64)
+    rows = np.asarray(kept, dtype=np.int64)
     fail_rows = sorted(failures)
     failure_table = pd.DataFrame({"id": [ids[r] for r in fail_rows], "row": np.asarray(fail_rows, np.int64),
                                   "reason": [failures[r] for r in fail_rows]})
