@@ -95,3 +95,37 @@ def test_bad_model_names_are_clear_errors(tmp_path):
         load_model("ViT-B-32", pretrained="laion9")
     with pytest.raises(ModelError, match="could not load model 'ViT-B-32'.*model hub"):
         load_model("ViT-B-32", pretrained="laion2b_s34b_b79k")  # HF_HUB_OFFLINE=1: fails at once
+
+
+def test_an_engine_is_a_row_of_the_table_and_gets_only_what_the_cache_lacks(monkeypatch):
+    """dx.embed does the shared work (samples, model, content keys, cache lookups) once and hands the
+    rest to the engine named in ENGINES: adding an engine is adding a row."""
+    import dataclasses
+
+    from dataexplore.embedding import local
+
+    @dataclasses.dataclass
+    class Constant:
+        OPTIONS = {}
+        HINT = ""
+        decoder = "pil"
+        hashes_while_decoding = False
+        todo = None
+
+        def start(self, device):
+            return "cpu"
+
+        def compute(self, run):
+            Constant.todo = run.todo.tolist()
+            run.vectors[run.todo] = 1 / np.sqrt(run.vectors.shape[1])
+            run.stats["computed"] += len(run.todo)
+
+    monkeypatch.setitem(local.ENGINES, "constant", Constant)
+    dx.embed("fashion-mnist:test:10", progress=False)
+    emb = dx.embed("fashion-mnist:test:12", engine="constant", progress=False)
+    assert Constant.todo == [10, 11] and emb.stats == {"computed": 2, "cached": 10, "failed": 0}
+    np.testing.assert_allclose(emb.vectors[10:], 1 / np.sqrt(128))
+    with pytest.raises(DataexploreError, match="engine must be 'local' or 'ray' or 'constant', got 'spark'"):
+        dx.embed("fashion-mnist:test:4", engine="spark")
+    with pytest.raises(DataexploreError, match="num_workers is only used with engine='local'"):
+        dx.embed("fashion-mnist:test:4", engine="constant", num_workers=2)

@@ -169,9 +169,9 @@ def test_missing_ray_names_the_extra(monkeypatch):
 
 def test_local_engine_reuses_shard_files_and_sets_bad_ones_aside(cache_dir):
     """The shard format without Ray: what a cluster wrote (here by hand) is read, damaged files are not."""
-    from dataexplore.embedding.cache import content_keys, shard_dir, write_shard
-    from dataexplore.embedding.local import failure_conditions
     from dataexplore.core.images import DEFAULT_MAX_PIXELS
+    from dataexplore.embedding.cache import content_keys, shard_dir, write_shard
+    from dataexplore.embedding.plan import failure_conditions
 
     source = "fashion-mnist:test:20"
     truth = dx.embed(source, precision="fp32", cache=False, progress=False)

@@ -1,10 +1,11 @@
 """Turning samples into model-ready batches: decode, resize, crop, collate, normalise.
 
-Workers (processes on an accelerator, threads on a CPU) decode each image and resize+crop it to
-the model's input in one resampling pass, producing ``3×S×S`` **uint8**. Batches cross to the
-device as uint8 (a quarter of the bytes of float32; pinned on CUDA) and are normalised there in
-one vectorised step. With ``decode="torchvision"`` JPEG bytes travel undecoded and are decoded
-on the device (nvJPEG on CUDA).
+The decoding thread (on a CPU) or worker processes (on an accelerator) read each file once, hash
+those bytes when the content key is not known yet (the key then always belongs to the pixels
+embedded), decode the image and resize+crop it to the model's input in one resampling pass,
+producing ``3×S×S`` **uint8**. Batches cross to the device as uint8 (a quarter of the bytes of float32; pinned on
+CUDA) and are normalised there in one vectorised step. With ``decode="torchvision"`` JPEG bytes
+travel undecoded and are decoded on the device (nvJPEG on CUDA).
 
 Models whose preprocessing is not "resize the short side, centre-crop" (open_clip's
 ``resize_mode`` other than ``"shortest"``) use their own transform per image instead.
@@ -13,12 +14,15 @@ Models whose preprocessing is not "resize the short side, centre-crop" (open_cli
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Set
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..core.images import DecodeError, decode, resize_center_crop
+from ..models import input_size
+from .cache import hash_array, hash_bytes
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -26,20 +30,44 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 @dataclass
 class Batch:
     """One batch: ``pixels`` (uint8 N×3×S×S, or float N×3×S×S already normalised), their rows,
-    raw JPEG bytes still to decode on the device, the rows that failed with their reason, and
-    which of those failures are transient (``retry``: reported, never cached)."""
+    raw JPEG bytes still to decode on the device, the rows that failed with their reason, which
+    of those failures are transient (``retry``: reported, never cached), and the content keys
+    hashed from the bytes that were decoded (``keys``: row -> key)."""
 
     rows: list = field(default_factory=list)
-    pixels: object = None
+    pixels: Any = None
     jpeg_rows: list = field(default_factory=list)
     jpeg: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
     retry: set = field(default_factory=set)
+    keys: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.jpeg_rows) + len(self.failed)
+
+    def drop(self, rows: set) -> None:
+        """Remove ``rows`` from the batch (e.g. found in the cache under the key just hashed)."""
+        import torch
+
+        if not rows:
+            return
+        keep = [i for i, r in enumerate(self.rows) if r not in rows]
+        if len(keep) < len(self.rows):
+            self.pixels = self.pixels[torch.as_tensor(keep, dtype=torch.long)] if keep else None
+            self.rows = [self.rows[i] for i in keep]
+        jpeg = [(r, data) for r, data in zip(self.jpeg_rows, self.jpeg) if r not in rows]
+        self.jpeg_rows, self.jpeg = [r for r, _ in jpeg], [data for _, data in jpeg]
+        self.failed = {r: why for r, why in self.failed.items() if r not in rows}
+        self.retry -= rows
 
 
 class ImageDataset:
-    """Rows of a :class:`Samples` -> ``(row, kind, tensor)``, or ``(row, None, reason)`` for a failure
-    and ``(row, "retry", reason)`` for a transient one (out of memory, an I/O error).
+    """Rows of a :class:`Samples` -> ``(row, kind, tensor, key)``, or ``(row, None, reason, key)`` for a
+    failure and ``(row, "retry", reason, key)`` for a transient one (out of memory, an I/O error).
+
+    ``key`` is the content hash of the bytes read for rows in ``hash_rows``, else ``None`` (also
+    when the file could not be read). :meth:`batch` decodes a range of rows straight into one
+    uint8 array, the fast path for a thread.
 
     Parameters
     ----------
@@ -54,16 +82,17 @@ class ImageDataset:
         Decompression-bomb guard.
     raw_jpeg : bool
         Pass JPEG files through undecoded (for device-side decoding).
+    hash_rows : set of int
+        Rows whose content key is computed here, from the bytes that are decoded.
     """
 
     def __init__(self, samples, rows: np.ndarray, preprocess_cfg: dict, preprocess, max_pixels: int,
-                 raw_jpeg: bool = False):
-        size = preprocess_cfg["size"]
-        self.size = size if isinstance(size, int) else max(size)
+                 raw_jpeg: bool = False, hash_rows: Set[int] = frozenset()):
+        self.size = input_size(preprocess_cfg)
         self.interpolation = preprocess_cfg.get("interpolation", "bicubic")
         self.fused = preprocess_cfg.get("resize_mode", "shortest") == "shortest"
         self.samples, self.rows, self.preprocess = samples, rows, preprocess
-        self.max_pixels, self.raw_jpeg = max_pixels, raw_jpeg
+        self.max_pixels, self.raw_jpeg, self.hash_rows = max_pixels, raw_jpeg, hash_rows
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -71,50 +100,83 @@ class ImageDataset:
     def __getitem__(self, i: int):
         import torch
 
-        row = int(self.rows[i])
+        row, kind, payload, key = self._load(i)
+        if kind == "uint8":
+            payload = torch.from_numpy(np.asarray(payload)).permute(2, 0, 1)
+        return row, kind, payload, key
+
+    def _load(self, i: int):
+        """``(row, kind, payload, key)`` with a ``uint8`` payload still a PIL image of the input size."""
+        import torch
+
+        row, key = int(self.rows[i]), None
         try:
             data = self.samples.read(row)
+            if row in self.hash_rows:
+                key = hash_bytes(data) if isinstance(data, bytes) else hash_array(data)
             if self.raw_jpeg and isinstance(data, bytes) and data[:3] == JPEG_MAGIC:
-                return row, "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8)
+                return row, "jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8), key
             img = decode(data, max_pixels=self.max_pixels, draft_size=self.size)
             if not self.fused:
-                return row, "float", self.preprocess(img)
-            img = resize_center_crop(img, self.size, self.interpolation)
-            return row, "uint8", torch.from_numpy(np.array(img)).permute(2, 0, 1)
+                return row, "float", self.preprocess(img), key
+            return row, "uint8", resize_center_crop(img, self.size, self.interpolation), key
         except DecodeError as exc:
-            return row, "retry" if exc.transient else None, str(exc)
+            return row, "retry" if exc.transient else None, str(exc), key
         except MemoryError:
-            return row, "retry", "out of memory while decoding (not cached: tried again next run)"
+            return row, "retry", "out of memory while decoding (not cached: tried again next run)", key
         except Exception as exc:  # a broken image must never stop a long run
-            return row, None, f"decode failed ({type(exc).__name__}: {exc})"
+            return row, None, f"decode failed ({type(exc).__name__}: {exc})", key
+
+    def batch(self, start: int, stop: int) -> Batch:
+        """Rows ``start:stop`` as one :class:`Batch`, resized images copied straight into one uint8 array."""
+        import torch
+
+        if not self.fused:
+            return collate([self[i] for i in range(start, stop)])
+        out = np.empty((stop - start, self.size, self.size, 3), dtype=np.uint8)
+        batch = Batch()
+        for i in range(start, stop):
+            row, kind, payload, key = self._load(i)
+            if key is not None:
+                batch.keys[row] = key
+            if kind == "uint8":
+                out[len(batch.rows)] = np.asarray(payload)
+                batch.rows.append(row)
+            else:
+                _add(batch, row, kind, payload)
+        if batch.rows:  # N×S×S×3 -> N×3×S×S, as collate stacks them
+            batch.pixels = torch.from_numpy(out[: len(batch.rows)]).permute(0, 3, 1, 2).contiguous()
+        return batch
+
+
+def _add(batch: Batch, row: int, kind, payload) -> None:
+    """Put a failure or raw JPEG bytes into ``batch``."""
+    if kind is None or kind == "retry":
+        batch.failed[row] = payload
+        if kind == "retry":
+            batch.retry.add(row)
+    elif kind == "jpeg":
+        batch.jpeg_rows.append(row)
+        batch.jpeg.append(payload)
+    else:
+        raise ValueError(f"not a failure or JPEG bytes: {kind!r}")
 
 
 def collate(items) -> Batch:
-    """Stack decoded images, keep JPEG bytes apart, collect failures."""
+    """Stack decoded images, keep JPEG bytes apart, collect failures and the keys hashed."""
     import torch
 
     batch, pixels = Batch(), []
-    for row, kind, payload in items:
-        if kind is None or kind == "retry":
-            batch.failed[row] = payload
-            if kind == "retry":
-                batch.retry.add(row)
-        elif kind == "jpeg":
-            batch.jpeg_rows.append(row)
-            batch.jpeg.append(payload)
-        else:
+    for row, kind, payload, key in items:
+        if key is not None:
+            batch.keys[row] = key
+        if kind in ("uint8", "float"):
             batch.rows.append(row)
             pixels.append(payload)
+        else:
+            _add(batch, row, kind, payload)
     batch.pixels = torch.stack(pixels) if pixels else None
     return batch
-
-
-def threaded_batches(dataset: ImageDataset, batch_size: int, threads: int):
-    """Batches decoded by a thread pool (PIL releases the GIL while decoding and resizing)."""
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for start in range(0, len(dataset), batch_size):
-            stop = min(start + batch_size, len(dataset))
-            yield collate(list(pool.map(dataset.__getitem__, range(start, stop))))
 
 
 def to_model_input(batch: Batch, preprocess_cfg: dict, device, dtype, max_pixels: int):
@@ -129,9 +191,7 @@ def to_model_input(batch: Batch, preprocess_cfg: dict, device, dtype, max_pixels
     if batch.pixels is not None:
         parts.append(batch.pixels.to(device, non_blocking=non_blocking))
     if batch.jpeg:
-        size = preprocess_cfg["size"]
-        size = size if isinstance(size, int) else max(size)
-        good, decoded, bad = decode_jpeg_batch(batch.jpeg, batch.jpeg_rows, device, size,
+        good, decoded, bad = decode_jpeg_batch(batch.jpeg, batch.jpeg_rows, device, input_size(preprocess_cfg),
                                                preprocess_cfg.get("interpolation", "bicubic"), max_pixels)
         batch.failed.update(bad)
         batch.retry.update(r for r, why in bad.items() if "out of memory" in why)  # the device, not the file

@@ -1,6 +1,6 @@
 """Distributed embedding on Ray Data: ``dx.embed(source, engine="ray")``.
 
-The computation is the local engine's (:mod:`dataexplore.embedding.local`), spread over a Ray cluster::
+The computation is the local engine's (:mod:`dataexplore.embedding.inprocess`), spread over a Ray cluster::
 
     samples (row + absolute file path, or row into in-memory images put once in the object store)
       -> map_batches(decode)              CPU tasks: read, decode, resize+crop to the model's input
@@ -53,16 +53,17 @@ import math
 import os
 import socket
 import sys
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from ..core.embeddings import Embeddings
 from ..core.errors import DataexploreError, require
-from ..core.images import DEFAULT_MAX_PIXELS
+from .plan import Run, cpu_batch_size, encode, execute
 
 #: Images per shard: the unit that is written, reused and resumed.
 DEFAULT_SHARD_SIZE = 4096
@@ -171,42 +172,27 @@ def embed(
     pretrained: str | None = None,
     *,
     address: str | None = None,
-    device: Any = "auto",
-    batch_size: int | None = None,
-    precision: str = "auto",
-    cache: bool = True,
-    cache_dir: str | os.PathLike | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    progress: bool = True,
     shard_size: int = DEFAULT_SHARD_SIZE,
     num_actors: int | None = None,
     cpus_per_actor: float = 1.0,
+    **options: Any,
 ) -> Embeddings:
     """Embed images on a Ray cluster; same result as :func:`dataexplore.embed` with the local engine.
 
+    ``dx.embed(source, engine="ray", ray_address=...)`` is this call with the default layout; call it
+    directly to choose the shard size or the embedder pool.
+
     Parameters
     ----------
-    source, model, pretrained, precision, cache, cache_dir, max_pixels
+    source, model, pretrained
         As for :func:`dataexplore.embed`.
     address : str, optional
         The Ray cluster; see :func:`connect`.
-    device : {"auto", "cuda", "cpu"}
-        ``"auto"``: one embedder per GPU (``num_gpus=1`` each) when the cluster has GPUs, else
-        CPU embedders. ``"cuda"`` requires GPUs; ``"cpu"`` never asks for them.
-    batch_size : int, optional
-        Images per forward pass (and per decoding call). Default: the local engine's CPU size
-        (64 at 224 px), four times that on GPUs.
-    progress : bool
-        Ray Data's progress bars and a one-line summary on stderr.
-    shard_size : int
-        Images per shard (the unit written to disk, reused and resumed).
-    num_actors : int, optional
-        Embedders in the pool. Default: the number of GPUs, or on a CPU-only cluster half its
-        CPUs divided by ``cpus_per_actor`` (the other half decodes).
-    cpus_per_actor : float
-        CPUs each embedder reserves (its torch threads on CPU clusters). With equal resources
-        Ray Data runs decoding inside the embedders (operator fusion), which on CPUs is what the
-        local engine does too.
+    shard_size, num_actors, cpus_per_actor
+        See :class:`RayEngine`.
+    **options
+        ``device``, ``batch_size``, ``precision``, ``cache``, ``cache_dir``, ``max_pixels``,
+        ``progress``: as for :func:`dataexplore.embed`, with the differences :class:`RayEngine` lists.
 
     Returns
     -------
@@ -220,58 +206,87 @@ def embed(
     >>> emb = embed("/data/images", model="ViT-B-32", pretrained="/models/vit-b-32.safetensors",
     ...             address="head-node:6379")  # doctest: +SKIP
     """
-    from .cache import EmbeddingCache, FileHashes, cache_root, content_keys
-    from .local import failure_conditions, from_cache, make_result
-    from ..models import load_model
-    from ..sources import load
+    engine = RayEngine(address=address, shard_size=shard_size, num_actors=num_actors, cpus_per_actor=cpus_per_actor)
+    return execute(engine, source, model, pretrained, **options)
 
-    device = str(device)
-    if device not in ("auto", "cuda", "cpu"):
-        raise DataexploreError(f"with engine='ray' device must be 'auto', 'cuda' or 'cpu', got {device!r}")
-    if shard_size < 1:
-        raise DataexploreError(f"shard_size must be at least 1, got {shard_size}")
-    ray = connect(address)
-    samples = load(source)
-    clip = load_model(model, pretrained, "cpu")  # identity and preprocessing; the embedders load their own
-    dim = clip.embed_dim
-    n = len(samples)
-    root = cache_root(cache_dir)
-    conditions = failure_conditions(max_pixels, "pil")
-    store = EmbeddingCache(root, clip.key, clip.identity, conditions) if cache else None
-    memo = FileHashes(root) if cache else None
-    layout = None
-    try:
-        keys, key_failures = content_keys(samples, memo)
-        vectors = np.full((n, dim), np.nan, dtype=np.float32)
-        failures: dict[int, str] = dict(key_failures)
-        cached_rows = from_cache(store, keys, vectors, failures)  # loads shard files first
-        todo = np.array([r for r in range(n) if keys[r] is not None and r not in cached_rows], dtype=np.int64)
-        plan = plan_shards(keys, shard_size)
+
+@dataclass
+class RayEngine:
+    """The engine of ``dx.embed(..., engine="ray")``; see the module documentation.
+
+    Parameters
+    ----------
+    address : str, optional
+        The Ray cluster; see :func:`connect`.
+    shard_size : int
+        Images per shard (the unit written to disk, reused and resumed).
+    num_actors : int, optional
+        Embedders in the pool. Default: the number of GPUs, or on a CPU-only cluster half its
+        CPUs divided by ``cpus_per_actor`` (the other half decodes).
+    cpus_per_actor : float
+        CPUs each embedder reserves (its torch threads on CPU clusters). With equal resources
+        Ray Data runs decoding inside the embedders (operator fusion), which on CPUs is what the
+        local engine does too.
+
+    Notes
+    -----
+    Of the settings of :func:`dataexplore.embed`: ``device`` is ``"auto"`` (one embedder per GPU,
+    ``num_gpus=1`` each, when the cluster has GPUs, else CPU embedders), ``"cuda"`` (requires GPUs)
+    or ``"cpu"`` (never asks for them); ``batch_size`` (images per forward pass and per decoding
+    call) defaults to the local engine's CPU size, four times that on GPUs; ``progress`` shows Ray
+    Data's progress bars and a one-line summary on stderr.
+    """
+
+    address: str | None = None
+    shard_size: int = DEFAULT_SHARD_SIZE
+    num_actors: int | None = None
+    cpus_per_actor: float = 1.0
+    _device: str = field(default="auto", init=False, repr=False)
+    _ray: Any = field(default=None, init=False, repr=False)
+
+    #: keyword of :func:`dataexplore.embed` -> constructor argument
+    OPTIONS: ClassVar[dict[str, str]] = {"ray_address": "address"}
+    #: said when options of another engine are given with this one
+    HINT: ClassVar[str] = "Ray Data schedules the decoding tasks, so the options of the local engine do not apply"
+    decoder: ClassVar[str] = "pil"
+    #: shards are named by the content keys of their images: all of them are needed first
+    hashes_while_decoding: ClassVar[bool] = False
+
+    def start(self, device: Any) -> str:
+        self._device = str(device)
+        if self._device not in ("auto", "cuda", "cpu"):
+            raise DataexploreError(f"with engine='ray' device must be 'auto', 'cuda' or 'cpu', got {self._device!r}")
+        if self.shard_size < 1:
+            raise DataexploreError(f"shard_size must be at least 1, got {self.shard_size}")
+        self._ray = connect(self.address)
+        return "cpu"  # the driver's model gives identity and preprocessing; the embedders load their own
+
+    def compute(self, run: Run) -> None:
+        store = run.store
+        todo = run.todo
+        plan = plan_shards(run.keys, self.shard_size)
         present = set(os.listdir(store.shard_dir)) if store is not None and store.shard_dir.is_dir() else set()
-        results = _Results(keys, vectors, failures, plan, shard_size, store, clip, todo, conditions)
+        results = _Results(run.keys, run.vectors, run.failures, plan, self.shard_size, store, run.clip, todo,
+                           run.conditions)
+        layout = None
         if len(todo):
-            layout = _Layout.for_cluster(ray, clip, device, batch_size, num_actors, cpus_per_actor)
-            with _ray_data_output(progress):
-                ds = _pipeline(samples, todo, clip, layout, precision, max_pixels, shard_size)
+            layout = _Layout.for_cluster(self._ray, run.clip, self._device, run.batch_size, self.num_actors,
+                                         self.cpus_per_actor)
+            with _ray_data_output(run.progress):
+                ds = _pipeline(run.samples, todo, run.clip, layout, run.precision, run.max_pixels, self.shard_size)
                 for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
                     results.add(out)
             results.check_complete()
-        stats: dict[str, Any] = {
-            "computed": results.computed, "cached": len(cached_rows), "failed": len(failures),
-            "shards": {"total": len(plan), "reused": sum(s.name in present for s in plan), "written": results.written},
-        }
-    finally:
-        if store is not None:
-            store.close()
-            memo.close()
-    if progress:
-        where = f" on {layout.actors} {'GPU' if layout.gpu else 'CPU'} embedder(s)" if layout else ""
-        dest = f" -> {store.shard_dir}" if store is not None else ""
-        sh = stats["shards"]
-        print(f"ray: embedded {n} images{where}: {stats['computed']} computed, {stats['cached']} from cache, "
-              f"{stats['failed']} failed; shards: {sh['written']} written, {sh['reused']} reused, "
-              f"{sh['total']} in all{dest}", file=sys.stderr)
-    return make_result(samples, clip, vectors, failures, stats)
+        run.stats["computed"] = results.computed
+        run.stats["shards"] = {"total": len(plan), "reused": sum(s.name in present for s in plan),
+                               "written": results.written}
+        if run.progress:
+            where = f" on {layout.actors} {'GPU' if layout.gpu else 'CPU'} embedder(s)" if layout else ""
+            dest = f" -> {store.shard_dir}" if store is not None else ""
+            sh = run.stats["shards"]
+            print(f"ray: embedded {len(run.samples)} images{where}: {results.computed} computed, "
+                  f"{run.stats['cached']} from cache, {len(run.failures)} failed; shards: {sh['written']} written, "
+                  f"{sh['reused']} reused, {sh['total']} in all{dest}", file=sys.stderr)
 
 
 @dataclass
@@ -287,8 +302,6 @@ class _Layout:
     @classmethod
     def for_cluster(cls, ray, clip, device: str, batch_size: int | None, num_actors: int | None,
                     cpus_per_actor: float) -> "_Layout":
-        from .local import _cpu_batch_size
-
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
         if device == "cuda" and not gpus:
@@ -297,9 +310,7 @@ class _Layout:
         if num_actors is None:
             num_actors = gpus if gpu else max(1, int(cpus / 2 / cpus_per_actor))
         if batch_size is None:
-            size = clip.preprocess_cfg["size"]
-            size = size if isinstance(size, int) else max(size)
-            batch_size = min(2048, _cpu_batch_size(size) * (4 if gpu else 1))
+            batch_size = min(2048, cpu_batch_size(clip.input_size) * (4 if gpu else 1))
         return cls(gpu, num_actors, cpus_per_actor, batch_size, cpus)
 
 
@@ -317,7 +328,7 @@ def _pipeline(samples, todo: np.ndarray, clip, layout: _Layout, precision: str, 
     blocks = [frame.iloc[i:i + block].reset_index(drop=True) for i in range(0, len(frame), block)]
     fused = clip.preprocess_cfg.get("resize_mode", "shortest") == "shortest"
     images = ray.put(samples.images) if samples.images is not None else None
-    ds = ray.data.from_pandas(blocks)
+    ds: Any = ray.data.from_pandas(blocks)  # Any: Ray's stubs do not model fn_kwargs (decode_batch's extra arguments)
     ds = ds.map_batches(decode_batch, batch_size=layout.batch_size, batch_format="numpy", num_cpus=1,
                         fn_kwargs={"images": images, "cfg": clip.preprocess_cfg,
                                    "preprocess": None if fused else clip.preprocess, "max_pixels": max_pixels})
@@ -388,7 +399,7 @@ class _Results:
             raise DataexploreError(f"the Ray pipeline returned {len(self.todo) - missing} of {len(self.todo)} images")
 
 
-def _write_shard(shard: Shard, keys, vectors, failures, store, clip, retry: set = frozenset(),
+def _write_shard(shard: Shard, keys, vectors, failures, store, clip, retry: AbstractSet[int] = frozenset(),
                  conditions: str = "") -> None:
     """Write a finished shard's file, then its rows into SQLite (the file first: it is the record).
 
@@ -417,8 +428,8 @@ def decode_batch(batch: dict[str, np.ndarray], images: Any, cfg: dict, preproces
     zeros where decoding failed), ``reason`` (``""``, or why the image failed) and ``retry``
     (the failure is transient: not cached).
     """
-    from .batches import ImageDataset, collate
     from ..core.samples import Samples
+    from .batches import ImageDataset, collate
 
     rows = np.asarray(batch["row"], dtype=np.int64)
     local = np.arange(len(rows))
@@ -432,7 +443,7 @@ def decode_batch(batch: dict[str, np.ndarray], images: Any, cfg: dict, preproces
     else:
         samples = Samples(ids.assign(filepath=list(batch["path"])))
     data = ImageDataset(samples, local, cfg, preprocess, max_pixels)
-    decoded = collate([data[i] for i in local])
+    decoded = collate([data[i] for i in range(len(rows))])
     if decoded.pixels is not None:
         good = decoded.pixels.numpy()
         pixels = np.zeros((len(rows),) + good.shape[1:], dtype=good.dtype)
@@ -469,8 +480,8 @@ class Embedder:
                  use_gpu: bool, threads: int = 1):
         import torch
 
-        from ..models.device import image_tower
         from ..models import load_model
+        from ..models.device import image_tower
 
         if not use_gpu:
             torch.set_num_threads(threads)
@@ -489,13 +500,13 @@ class Embedder:
         import torch
 
         from .batches import Batch, to_model_input
-        from .local import encode
 
         rows = np.asarray(batch["row"], dtype=np.int64)
         reasons = np.array(batch["reason"], dtype=object)
         ok = np.flatnonzero(reasons == "")
         vectors = np.zeros((len(rows), self.dim), dtype=np.float32)
         computed = np.zeros(len(rows), dtype=bool)
+        retry = np.asarray(batch["retry"], dtype=bool).copy() if "retry" in batch else np.zeros(len(rows), bool)
         if len(ok):
             pixels = torch.from_numpy(np.ascontiguousarray(batch["pixels"][ok]))
             _, x = to_model_input(Batch(rows=list(ok), pixels=pixels), self.clip.preprocess_cfg, self.device,
@@ -505,8 +516,6 @@ class Embedder:
             finite = np.isfinite(feats).all(axis=1)
             vectors[ok[finite]] = feats[finite]
             reasons[ok[~finite]] = "non-finite embedding (model overflow)"
-            computed[ok] = True
-        retry = np.asarray(batch["retry"], dtype=bool).copy() if "retry" in batch else np.zeros(len(rows), bool)
-        if len(ok):
             retry[ok[~finite]] = True  # a model failure, not the file's: never cached
+            computed[ok] = True
         return {"row": rows, "vector": vectors, "reason": reasons, "retry": retry, "computed": computed}
