@@ -163,9 +163,9 @@ def test_out_of_memory_and_io_errors_are_reported_but_never_cached(tmp_path, mon
             raise MemoryError
         return img
 
-    def flaky_open(path, *a, **kw):  # the second read of 2.png (the decode, after hashing) fails
+    def flaky_open(path, *a, **kw):  # the read of 2.png fails (each file is read once: hashed as decoded)
         opened[str(path)] = opened.get(str(path), 0) + 1
-        if str(path).endswith("2.png") and opened[str(path)] == 2:
+        if str(path).endswith("2.png") and opened[str(path)] == 1:
             raise OSError(5, "Input/output error")
         return real_open(path, *a, **kw)
 
@@ -175,6 +175,7 @@ def test_out_of_memory_and_io_errors_are_reported_but_never_cached(tmp_path, mon
         first = dx.embed(tmp_path / "imgs", progress=False)
     reasons = dict(zip(first.failures.id, first.failures.reason))
     assert reasons["1.png"].startswith("out of memory") and "Input/output error" in reasons["2.png"]
+    assert all(count == 1 for count in opened.values())  # read once, not once to hash and once to decode
     second = dx.embed(tmp_path / "imgs", progress=False)
     assert second.stats == {"computed": 2, "cached": 1, "failed": 0}
 
