@@ -14,6 +14,14 @@ and the analyses find what to look at (see :mod:`dataexplore.analysis`)::
     dx.failures(emb, correct=ok)        # where the model's errors concentrate
     dx.clusters(emb)                    # an overview, each cluster named in words
 
+and the data-quality checks work on the same vectors::
+
+    dx.duplicates(emb)                  # exact and near copies, grouped; emb.subset(result.keep())
+    dx.duplicates(train, test)          # leaks: images the two sets share
+    dx.label_errors(emb)                # labels that look wrong, with a suggested label
+    dx.outliers(emb)                    # outlier, uniqueness and representativeness scores
+    dx.sample(pool, 200, "diverse")     # a labeling budget spent well (balance_by=[...] too)
+
 Heavy dependencies (torch, open_clip, umap) are imported on first use, so
 ``import dataexplore`` stays fast.
 """
@@ -43,6 +51,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "concepts": ("analysis", "concepts"),
     "failures": ("analysis", "failures"),
     "clusters": ("analysis", "clusters"),
+    "duplicates": ("analysis", "duplicates"),
+    "label_errors": ("analysis", "label_errors"),
+    "outliers": ("analysis", "outliers"),
+    "sample": ("analysis", "sample"),
     "Query": ("query", "Query"),
     "load_query": ("query", "load_query"),
     "export_labeling": ("labeling", "export_labeling"),
@@ -63,14 +75,15 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = [
     "__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError",
     "load", "Samples", "embed", "embed_text", "Embeddings", "project", "Projection", "load_model", "Selection",
-    "Explorer", "explore", "coverage", "concepts", "failures", "clusters", "Query", "load_query",
+    "Explorer", "explore", "coverage", "concepts", "failures", "clusters",
+    "duplicates", "label_errors", "outliers", "sample", "Query", "load_query",
     "export_labeling", "import_labels", "apply_labels",
     "datasets", "models", "cache", "images", "analysis", "fiftyone", "query", "labeling",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import analysis, labeling, models, query
-    from .analysis import clusters, concepts, coverage, failures
+    from .analysis import clusters, concepts, coverage, duplicates, failures, label_errors, outliers, sample
     from .app import Explorer, explore
     from .core import images
     from .core.embeddings import Embeddings

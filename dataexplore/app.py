@@ -7,7 +7,7 @@ Imports every layer below it; nothing but :mod:`dataexplore.cli` imports it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .core.io import safe_name
 from .core.selection import Selection
@@ -19,13 +19,18 @@ from .widget import explorer as _widget
 from .widget.explorer import Exporter
 
 
-def default_exporters(queries: dict[str, Any] | None = None) -> dict[str, Exporter]:
+def default_exporters(queries: dict[str, Any] | None = None,
+                      suggestions: Callable[[], Any] | None = None) -> dict[str, Exporter]:
     """What the export menu of :class:`Explorer` offers: a query, and each labeling format.
 
     Parameters
     ----------
     queries : dict, optional
         Where the query exporter keeps each query it saves, by name.
+    suggestions : callable, optional
+        Returns the labels to pre-annotate a labeling batch with (a Series keyed by sample id, e.g.
+        the ``suggestions`` of the :func:`~dataexplore.label_errors` result shown on the map), or
+        ``None``. Used when the export is not given ``predictions`` itself.
 
     Returns
     -------
@@ -41,6 +46,8 @@ def default_exporters(queries: dict[str, Any] | None = None) -> dict[str, Export
 
     def labeling(what: str):
         def run(selection: Selection, folder: Path, name: str, *, overwrite: bool = False, **kwargs) -> Path:
+            if kwargs.get("predictions") is None and suggestions is not None:
+                kwargs["predictions"] = suggestions()
             return export_labeling(selection, folder / f"{safe_name(name)}-{what}", format=what, name=name,
                                    overwrite=overwrite, **kwargs)
         return run
@@ -55,8 +62,9 @@ class Explorer(_widget.Explorer):
     def __init__(self, xy: Any, *, exporters: dict[str, Exporter] | None = None, **kwargs):
         #: Queries saved by the export menu (or :meth:`export`), by name.
         self.queries: dict[str, Any] = {}
-        super().__init__(xy, exporters=default_exporters(self.queries) if exporters is None else exporters,
-                         **kwargs)
+        if exporters is None:  # a shown result that suggests labels (label errors) pre-annotates the batches
+            exporters = default_exporters(self.queries, suggestions=lambda: getattr(self.shown, "suggestions", None))
+        super().__init__(xy, exporters=exporters, **kwargs)
 
 
 def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = None, *,

@@ -1,4 +1,4 @@
-"""The ``dataexplore`` command line: embed, project, export-html, query, demo.
+"""The ``dataexplore`` command line: embed, project, export-html, query, duplicates, label-errors, sample, demo.
 
 Progress goes to stderr with a one-line summary; bad input gives a one-line error and exit
 status 2, never a traceback.
@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     qt.add_argument("--name", default=None)
     qt.add_argument("--overwrite", action="store_true")
 
+    _quality_parsers(sub)
+
     d = sub.add_parser("demo", help="embed and map Fashion-MNIST offline, then open the quickstart in JupyterLab")
     d.add_argument("--n", type=int, default=10000, help="test images to use (default: all 10000)")
     d.add_argument("--no-lab", action="store_true", help="prepare the data only; do not start JupyterLab")
@@ -96,12 +98,55 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quality_parsers(sub) -> None:
+    """``duplicates``, ``label-errors`` and ``sample`` (run by :mod:`dataexplore.cli_quality`)."""
+    def common(c, out_help: str) -> None:
+        c.add_argument("source", help="anything 'embed' accepts, or a Parquet file from 'dataexplore embed'")
+        c.add_argument("--out", required=True, type=Path, help=out_help)
+        c.add_argument("--model", default="fashion-tiny", help="the model to embed with (default: fashion-tiny)")
+        c.add_argument("--pretrained", default=None)
+        c.add_argument("--metadata", type=Path, default=None,
+                       help="a .csv/.parquet table with an 'id' column: more columns for the samples (e.g. labels)")
+        c.add_argument("--cache-dir", default=None)
+        c.add_argument("--overwrite", action="store_true", help="replace existing output files")
+        c.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    du = sub.add_parser("duplicates", help="exact and near-duplicate groups in a set, or leaks across two sets (CSV)")
+    common(du, "output .csv: one row per member of each group (group, id, set, similarity, ...)")
+    du.add_argument("--other", default=None, help="a second set (e.g. the test split): report what the sets share")
+    du.add_argument("--threshold", type=float, default=None, help="cosine similarity for near-duplicates "
+                    "(default: calibrated for the model)")
+    du.add_argument("--keep", type=Path, default=None,
+                    help="also write the ids to keep (one per group, and every sample without copies) to this .csv")
+
+    le = sub.add_parser("label-errors", help="samples whose label looks wrong, with a suggested label (CSV)")
+    common(le, "output .csv: one row per candidate (id, label, suggested, score, neighbours)")
+    le.add_argument("--label", default="label", help="the label column (default: label)")
+    le.add_argument("--all", action="store_true", help="write every sample's score, not only the candidates")
+
+    sa = sub.add_parser("sample", help="pick N samples to label: diverse, typical, uncertain or random (CSV)")
+    common(sa, "output .csv: the picks in order (rank, id, score, metadata)")
+    sa.add_argument("-n", type=int, required=True, help="how many to pick")
+    sa.add_argument("--strategy", default="diverse",
+                    choices=["diverse", "typical", "uncertain", "uncertain-diverse", "random"])
+    sa.add_argument("--balance-by", default=None, help="comma-separated columns to balance the picks along")
+    sa.add_argument("--bins", type=int, default=4, help="quantile buckets of numeric columns (default: 4)")
+    sa.add_argument("--probabilities", type=Path, default=None,
+                    help="the model's class probabilities: a .csv/.parquet with 'id' and one column per class")
+    sa.add_argument("--already", default=None,
+                    help="samples labelled already (a .csv with 'id', or anything 'embed' accepts)")
+    sa.add_argument("--report", type=Path, default=None, help="also write the balance report to this .csv")
+    sa.add_argument("--seed", type=int, default=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dataexplore`` console script."""
     args = _parser().parse_args(argv)
     try:
+        from .cli_quality import COMMANDS
+
         return {"embed": _embed, "project": _project, "demo": _demo, "export-html": _export_html,
-                "query": _query}[args.command](args)
+                "query": _query, **COMMANDS}[args.command](args)
     except DataexploreError as exc:
         print(f"dataexplore: error: {exc}", file=sys.stderr)
         return 2

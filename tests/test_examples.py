@@ -131,3 +131,42 @@ def test_closing_the_loop_notebook_tells_a_data_gap_from_confusion_and_improves_
     assert "| covered in training" in worst and "Sandal" not in worst
     assert "without probabilities:" in text_of(cell_with(cells, "confusion_result = compare"))
     assert confusion["dataexplore"][1] >= confusion["none"][1]
+
+
+def _count(line: str, after: str) -> tuple[int, int]:
+    """``"... found: 29 of 30 ..."`` -> (29, 30), reading the first "X of Y" after ``after``."""
+    head, of, total = line.split(after, 1)[1].strip().split()[:3]
+    assert of == "of", line
+    return int(head), int(total.rstrip(";,"))
+
+
+@pytest.mark.slow
+def test_data_quality_notebook_finds_the_planted_damage_and_fixes_it(tmp_path, monkeypatch):
+    import json
+
+    cells = run_notebook("data_quality.ipynb", tmp_path, monkeypatch)
+    found, planted = _count(text_of(cell_with(cells, "planted copies found")), "planted copies found:")
+    assert planted == 30 and found >= 27
+    assert has_output(cell_with(cells, "dups.plot()"), "application/vnd.plotly.v1+json")
+    leaks, planted = _count(text_of(cell_with(cells, "leaks = dx.duplicates(train, test")), "found in train:")
+    assert planted == 20 and leaks >= 18
+    errors = text_of(cell_with(cells, "truly_wrong = "))
+    precision = float(errors.split("precision of the candidates: ")[1].split("%")[0])
+    hits, planted = _count(errors, "planted errors found:")
+    assert planted == 100 and hits >= 60 and precision >= 50
+    assert has_output(cell_with(cells, "ex.show(errs)"), "application/vnd.jupyter.widget-view+json")
+    # the review batch exported from the map carries the suggested labels as pre-annotations
+    tasks = json.loads((tmp_path / "exports" / "label-review-label-studio" / "tasks.json").read_text())
+    assert tasks and all(t["predictions"][0]["result"][0]["value"]["choices"] for t in tasks)
+    fixed = text_of(cell_with(cells, "wrong labels: {wrong_before}"))
+    before, after = (int(v) for v in fixed.split("wrong labels: ")[1].split(" -> "))
+    assert before == 100 and after <= 40
+    suggestion_right = float(fixed.split("the suggestion right for ")[1].split("%")[0])
+    assert suggestion_right >= 70
+    odd = next(line for line in text_of(cell_with(cells, "odd = dx.outliers")).splitlines() if "images flagged" in line)
+    flagged = int(odd.split(" of ")[0])
+    strays, total = _count(odd, "strays among them:")
+    assert total == 8 and strays >= 5 and flagged <= 40
+    deviation = float(text_of(cell_with(cells, "dx.sample(clean")).split("even split: ")[1].split()[0])
+    assert deviation <= 0.05
+    assert has_output(cell_with(cells, "picks.plot()"), "application/vnd.plotly.v1+json")

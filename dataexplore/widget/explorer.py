@@ -184,6 +184,11 @@ class Explorer(anywidget.AnyWidget):
         return np.arange(len(self.xy)) if self._rows is None else self._rows
 
     @property
+    def shown(self) -> Any:
+        """The analysis result :meth:`show` put on the map (``None`` when none is shown)."""
+        return self._result
+
+    @property
     def level_of_detail(self) -> bool:
         """True when the map has more than ``max_points`` points: the browser draws a sample that
         refines as you zoom, over a density layer of all points; selections stay exact."""
