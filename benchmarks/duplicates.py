@@ -270,9 +270,8 @@ def within(space: str, test, seed: int, peers: bool, fo_mods=None) -> list[dict]
                  "threshold": res.calibration.note})
     print(json.dumps(rows[-1]), flush=True)
     if peers:
-        for name, found in (("fiftyone", run_fiftyone_near(*fo_mods, union.vectors, (0.2, 0.1, 0.05, 0.02, 0.01,
-                                                                                       0.005, 0.002, 0.001))),
-                            ("cleanlab", run_cleanlab(union.vectors, (0.13, 0.05, 0.02, 0.01, 0.005)))):
+        for name, found in (("fiftyone", run_fiftyone_near(*fo_mods, union.vectors, (0.2, 0.05, 0.01, 0.002, 0.001))),
+                            ("cleanlab", run_cleanlab(union.vectors, (0.13, 0.05, 0.01)))):
             for t, (p, s) in found.items():
                 rows.append({"case": "within", "space": space, "seed": seed, "tool": name, "setting": t,
                              "seconds": s, **score(p, origin, pixels, planted, kind_of), "threshold": str(t)})
@@ -311,7 +310,7 @@ def leaks(space: str, train, test, seed: int, peers: bool, fo_mods=None) -> list
         # FiftyOne's default 0.2 (and 0.05) would pair most of the 70,000 images in these spaces (at 10,600
         # images 0.2 already reports millions of pairs): its neighbour lists do not fit in memory here
         fo_found = run_fiftyone_leaks(*fo_mods, vectors, split, (0.01, 0.002, 0.0005))
-        cl_found = run_cleanlab(vectors, (0.13, 0.02, 0.005))
+        cl_found = run_cleanlab(vectors, (0.13, 0.02))
         for name, found in (("fiftyone", fo_found), ("cleanlab", cl_found)):
             for t, (p, s) in found.items():
                 rows.append({"case": "leaks", "space": space, "seed": seed, "tool": name, "setting": t, "seconds": s,

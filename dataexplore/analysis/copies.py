@@ -206,8 +206,8 @@ def threshold_from(copies: np.ndarray, families: np.ndarray, nearest: np.ndarray
     return round(min(t, 1.0), 6), handled
 
 
-def pairs_above(x: np.ndarray, threshold: float, cap: int, block: int = 2048,
-                nearest: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def pairs_above(x: np.ndarray, threshold: float, cap: int, block: int = 2048, nearest: bool = True,
+                progress: bool = False, desc: str = "pairs") -> tuple[np.ndarray, np.ndarray | None]:
     """Every pair of rows of ``x`` (unit vectors) whose cosine reaches ``threshold``, at most ``cap`` per
     row (the most similar), and each row's highest cosine to another row.
 
@@ -230,13 +230,15 @@ def pairs_above(x: np.ndarray, threshold: float, cap: int, block: int = 2048,
     ([[0.0, 1.0]], [0.999, 0.999, 0.045])
     """
     import torch
+    from tqdm.auto import tqdm
 
     n = len(x)
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     best = torch.full((n,), -1.0)
     found = []
+    starts = range(0, n, block)
     with torch.inference_mode():
-        for start in range(0, n, block):
+        for start in tqdm(starts, desc=desc, unit="block", disable=not progress or len(starts) < 4):
             q = t[start:start + block]
             sim = q @ t[start:].T  # the block's rows against themselves and every later row
             sim[:, :len(q)].masked_fill_(torch.ones(len(q), len(q), dtype=torch.bool).tril(), -2.0)
@@ -444,7 +446,7 @@ def pixel_pairs(data: Any, reps, sample, cal: Calibration, k: int, backend, prog
         how = "fallback: no copies could be made"
     cal.pixel_threshold, cal.pixel_false_rate = t, fr
     cal.note += f"; pixel descriptor cosine >= {t:.4f} ({how})"
-    found, _ = pairs_above(canon, t, cap=k, nearest=False)
+    found, _ = pairs_above(canon, t, cap=k, nearest=False, progress=progress, desc="pixel pairs")
     if len(found):  # the better orientation of each pair, as pixel_similarity compares them
         a, b = found[:, 0].astype(np.int64), found[:, 1].astype(np.int64)
         found[:, 2] = pixel_similarity(desc[a], desc[b])

@@ -34,7 +34,8 @@ cut closer together than an image and its copies), or there was no model to cali
 **Groups**: images joined by duplicate pairs, split so that no group is a chain: the image with the
 most duplicates (ties: the higher similarities, then source order) takes all of them that are still
 free, then the next, so every member is a duplicate of its group's centre. Groups are ranked by size,
-then by their lowest similarity. With two sets only groups holding images of both are kept: leaks.
+then by their lowest similarity. With two sets only pairs across the sets join images, and only groups
+holding images of both are kept: leaks.
 
 **Which image is kept** (:meth:`Duplicates.keep`): in each group the image with the most pixels (read
 from the file header; in-memory images all tie), then the larger file, then the first in source order.
@@ -224,7 +225,8 @@ def duplicates(data: Any, other: Any = None, *, threshold: float | None = None, 
         len(reps), min(len(reps), 2000), replace=False))
     nearest_probe = copies.nearest_other(vectors, probe, backend)
     cal = copies.calibrate_embedding(pooled, keys, reps, nearest_probe, sample, threshold, cache_dir)
-    found, nearest = copies.pairs_above(vectors, cal.embedding_threshold, cap=int(k))
+    found, nearest = copies.pairs_above(vectors, cal.embedding_threshold, cap=int(k), progress=progress,
+                                        desc="embedding pairs")
     weak = cal.method == "fallback" or cal.recall.get("all", 1.0) < 0.9  # the embedding alone misses copies
     use_pixels = pixels is True or (pixels == "auto" and threshold is None and weak and pooled.has_images(reps)
                                      and pooled.readable(reps))
@@ -407,6 +409,9 @@ def _result(data: _Pooled, exact_class, rep_of, reps, nearest, edges: list, cal:
     va, vb = data.vectors[reps[pairs["a"].to_numpy(np.int64)]], data.vectors[reps[pairs["b"].to_numpy(np.int64)]]
     pairs["cosine"] = np.einsum("nd,nd->n", va, vb) if len(pairs) else np.zeros(0)
     pairs["weight"] = pairs["cosine"] + pairs["pixels"].fillna(0)
+    if len(data.sizes) > 1:  # leaks: only pairs across the sets join images
+        side = data.set_of[reps]
+        pairs = pairs[side[pairs["a"].to_numpy(np.int64)] != side[pairs["b"].to_numpy(np.int64)]]
     stars = _stars(len(reps), pairs)
     order = np.argsort(rep_of, kind="stable")
     members_of = dict(zip(*_split_sorted(rep_of[order], order)))  # rep index -> its positions
