@@ -59,7 +59,7 @@ def probe_probabilities(vectors: np.ndarray, given: np.ndarray, n_classes: int, 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # ships no type hints
 
     splits = int(min(folds, max(2, np.bincount(given).max())))
     out = np.zeros((len(vectors), n_classes))

@@ -335,7 +335,7 @@ def sample(items: Any, n: int, strategy: str = "diverse", *, balance_by: str | S
         unsure = 1 - margin if uncertainty == "margin" else entropy
         measures[uncertainty] = margin if uncertainty == "margin" else entropy
         measures["uncertainty"] = unsure
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # ships no type hints
 
     with threadpool_limits(1):  # thousands of small BLAS calls: threads only contend (3x slower on 2 cores)
         picked, pick_scores, picker = _pick(strategy, it, keep, count, axes if axes_names is not None else None,
