@@ -24,16 +24,20 @@ what a JPEG re-encoding at quality 25-55 changes in a typical image), and as a f
 ``precision_strict`` uses 5 grey levels instead.
 
 The tools, on the same vectors in the same process: dataexplore ``duplicates`` (calibrated thresholds,
-default settings); FiftyOne Brain ``compute_near_duplicates`` / ``compute_leaky_splits`` (cosine
-distance threshold, default 0.2) and cleanlab ``Datalab`` ``near_duplicate`` issue type with ``features=``
-(default threshold 0.13 of the median nearest-neighbour distance), each at its default and at the best
-of a few thresholds (chosen on the scores themselves: an upper bound for those tools).
+default settings; it also reads the images, as a user's Embeddings carry them); FiftyOne Brain
+``compute_near_duplicates`` (cosine distance threshold 0.2 = its default, 0.05, 0.01, 0.002, 0.001) and
+``compute_leaky_splits`` (0.01, 0.002, 0.0005: its default 0.2 pairs most of the 70,000 images in these
+spaces and does not fit in memory) given the embeddings, and cleanlab ``Datalab`` with the
+``near_duplicate`` issue type and ``features=`` (threshold 0.13 = its default, 0.05, 0.01; leaks: 0.13);
+the peers' best setting is picked on the scores themselves (an upper bound for them). Timing: also
+``duplicates`` on all 70,000 Fashion-MNIST images as one set.
 
 Spaces: ``fashion-tiny`` and ``fashion-tiny-seed1`` (``benchmarks/analysis.py second_clip_model``).
 
 Run::
 
-    .venv/bin/python benchmarks/duplicates.py            # both spaces, 3 seeds, leaks for 2
+    .venv/bin/python benchmarks/duplicates.py            # both spaces, 3 seeds, leaks for 2 (about 25 min)
+    .venv/bin/python benchmarks/duplicates.py --leak-seeds 1   # what BENCHMARKS.md reports (about 15 min)
     .venv/bin/python benchmarks/duplicates.py --quick    # fashion-tiny, one seed, no peers
 """
 
@@ -310,7 +314,7 @@ def leaks(space: str, train, test, seed: int, peers: bool, fo_mods=None) -> list
         # FiftyOne's default 0.2 (and 0.05) would pair most of the 70,000 images in these spaces (at 10,600
         # images 0.2 already reports millions of pairs): its neighbour lists do not fit in memory here
         fo_found = run_fiftyone_leaks(*fo_mods, vectors, split, (0.01, 0.002, 0.0005))
-        cl_found = run_cleanlab(vectors, (0.13, 0.02))
+        cl_found = run_cleanlab(vectors, (0.13,))  # 60-80 s and several GB per run at 70,000 images
         for name, found in (("fiftyone", fo_found), ("cleanlab", cl_found)):
             for t, (p, s) in found.items():
                 rows.append({"case": "leaks", "space": space, "seed": seed, "tool": name, "setting": t, "seconds": s,

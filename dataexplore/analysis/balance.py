@@ -125,8 +125,7 @@ def _bucket_column(column: pd.Series, bins: int) -> tuple[np.ndarray, list[str],
         order = sorted(set(names_all) - {MISSING})
     if missing.any():
         order.append(MISSING)
-    lookup = pd.Index(order)
-    return lookup.get_indexer(names_all).astype(np.int64), order, False
+    return pd.Categorical(names_all, categories=order).codes.astype(np.int64), order, False
 
 
 def _with_missing(code: np.ndarray, names: list[str], missing: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -56,7 +56,7 @@ import pandas as pd
 
 from ..core.embeddings import Embeddings
 from ..core.errors import DataexploreError
-from ..core.ids import rows_of
+from ..core.ids import locate, rows_of
 from ..core.selection import Selection, as_selection
 from .balance import Axes, as_axes, balance_report, bucketize, deviations, greedy_fill
 from .coreset import _KCenter, _Ordered, _ordered, _Projection
@@ -478,14 +478,12 @@ def _aligned(frame: pd.DataFrame, ids: np.ndarray, what: str) -> pd.DataFrame:
                                    f"got {len(frame)} rows")
         return frame
     index = pd.Index(np.asarray(frame.index, dtype=object).astype(str), dtype=object)
-    where = index.get_indexer(pd.Index(ids, dtype=object)) if index.is_unique else \
-        pd.Index(index[~index.duplicated()], dtype=object).get_indexer(pd.Index(ids, dtype=object))
-    if not index.is_unique:
-        frame = frame[~index.duplicated()]
-    if (where < 0).any():
-        raise DataexploreError(f"{what} has no row for item {ids[np.flatnonzero(where < 0)[0]]!r} "
-                               f"({int((where < 0).sum())} missing in all; index it by id, or give one row per item)")
-    return frame.iloc[where].reset_index(drop=True)
+    first = ~index.duplicated()
+    rows, found = locate(index[first], ids)
+    if not found.all():
+        raise DataexploreError(f"{what} has no row for item {ids[np.flatnonzero(~found)[0]]!r} "
+                               f"({int((~found).sum())} missing in all; index it by id, or give one row per item)")
+    return frame[first].iloc[rows].reset_index(drop=True)
 
 
 def _already(already: Any, it: _Items) -> tuple[np.ndarray, np.ndarray | None]:
