@@ -130,21 +130,11 @@ class Duplicates(GroupResult):
 
     def plot(self, top: int = 20):
         """Size of each group, coloured by its lowest similarity (plotly Figure)."""
-        from ..core.htmlsafe import plot_text as _t
-        from .plots import _go
+        from .plots import group_bars
 
-        go = _go()
         t = self.table.head(top)
-        labels = [_t(f"{n}: {d}") for n, d in zip(t["name"], t["description"])]
-        fig = go.Figure(go.Bar(x=t["count"], y=labels, orientation="h",
-                               marker={"color": t["similarity"], "colorscale": "Viridis",
-                                       "colorbar": {"title": "similarity"}},
-                               text=[_t(v) for v in t["sets"]],
-                               hovertemplate="%{y}<br>%{x} images<br>%{text}<extra></extra>"))
-        fig.update_layout(title=_t(f"{self.title} ({self.calibration.note})"), xaxis_title="images",
-                          yaxis_autorange="reversed", height=120 + 28 * max(len(t), 1),
-                          margin={"l": 10, "r": 10, "t": 50, "b": 40})
-        return fig
+        return group_bars(t, color=t["similarity"], colorscale="Viridis", colorbar="similarity", text=t["sets"],
+                          unit="images", title=f"{self.title} ({self.calibration.note})")
 
 
 def duplicates(data: Any, other: Any = None, *, threshold: float | None = None, pixels: bool | str = "auto",

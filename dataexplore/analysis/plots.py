@@ -48,20 +48,27 @@ def concept_bars(result, top: int = 40):
     return fig
 
 
+def group_bars(t, *, color, colorscale: str, colorbar: str, text, unit: str, title: str,
+               crange: tuple[float, float] | None = None):
+    """Horizontal bars of group sizes (``t``: a head of a group table), best first, coloured by
+    ``color``; each bar's hover shows its ``text``. Shared by the region, duplicate-group charts."""
+    go = _go()
+    labels = [_t(f"{n}: {d}" if d else n) for n, d in zip(t["name"], t["description"])]
+    marker = {"color": color, "colorscale": colorscale, "colorbar": {"title": colorbar}}
+    if crange is not None:
+        marker.update(cmin=crange[0], cmax=crange[1])
+    fig = go.Figure(go.Bar(x=t["count"], y=labels, orientation="h", marker=marker, text=[_t(v) for v in text],
+                           hovertemplate=f"%{{y}}<br>%{{x}} {unit}<br>%{{text}}<extra></extra>"))
+    fig.update_layout(title=_t(title), xaxis_title=unit, yaxis_autorange="reversed",
+                      height=120 + 28 * max(len(t), 1), margin={"l": 10, "r": 10, "t": 50, "b": 40})
+    return fig
+
+
 def region_bars(result, top: int = 20):
     """Size of each coverage region, coloured by its mean under-coverage score."""
-    go = _go()
     t = result.table.head(top)
-    labels = [_t(f"{n}: {d}" if d else n) for n, d in zip(t["name"], t["description"])]
-    fig = go.Figure(go.Bar(x=t["count"], y=labels, orientation="h",
-                           marker={"color": t["score"], "colorscale": "Viridis", "cmin": 0, "cmax": 1,
-                                   "colorbar": {"title": "score"}},
-                           text=[_t(v) for v in t["top_labels"]],
-                           hovertemplate="%{y}<br>%{x} samples<br>%{text}<extra></extra>"))
-    fig.update_layout(title=_t(f"{result.title}: size and under-coverage score"), xaxis_title="samples",
-                      yaxis_autorange="reversed", height=120 + 28 * max(len(t), 1),
-                      margin={"l": 10, "r": 10, "t": 50, "b": 40})
-    return fig
+    return group_bars(t, color=t["score"], colorscale="Viridis", colorbar="score", text=t["top_labels"],
+                      unit="samples", title=f"{result.title}: size and under-coverage score", crange=(0, 1))
 
 
 def cluster_bars(result):
