@@ -15,8 +15,14 @@ on the graph spills over its edge or stops short of it.
 - each sample's chance of belonging is its gate prior updated by its own outcome (Bayes), and the
   gate is refitted to those chances until they settle.
 
-The refined slice is the samples whose chance of belonging reaches one half. It is kept only when it
-still fails significantly more often than the rest (else the graph slice stands).
+A sample's own outcome is strong evidence (a failure is ~15 times likelier inside), so at the boundary
+a failure just outside is pulled in and a success just inside is pushed out. Each chance of
+belonging is therefore averaged, half and half, with the mean chance of the sample's
+``NEIGHBOURS`` nearest neighbours: the refined slice is the samples whose smoothed chance reaches
+one half. (Measured on the planted slices of ``benchmarks/analysis.py`` in three spaces: 55 of 72
+cases at precision and recall >= 0.8 against 48 without the smoothing, 51 with 5 neighbours, 54
+with 10.) It is kept only when it still fails significantly more often than the rest (else the
+graph slice stands).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ HOPS = 2
 GATE_C = 1.0
 #: Most EM iterations.
 ITERATIONS = 15
+#: Neighbours whose mean chance of belonging is averaged with each sample's own.
+NEIGHBOURS = 15
 #: Most samples the gate is fitted on (a random subset of a larger neighbourhood; all are scored).
 MAX_FIT = 10_000
 
@@ -98,4 +106,6 @@ def _fit(vectors, wrong, nbrs, region, taken, k) -> tuple[np.ndarray, np.ndarray
             break
     full = np.zeros(n)
     full[idx] = q
+    around = full[nbrs[idx, :min(NEIGHBOURS, nbrs.shape[1])]].mean(1)
+    full[idx] = 0.5 * q + 0.5 * around
     return full, idx
