@@ -157,13 +157,13 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def check_unique_ids(ids: pd.Series) -> None:
-    """Raise :class:`SourceError` naming the first duplicated id and its rows."""
+def check_unique_ids(ids: pd.Series, what: str = "sample") -> None:
+    """Raise :class:`SourceError` naming the first duplicated id and its rows (``what``: sample, object)."""
     dup = ids.duplicated(keep=False)
     if dup.any():
         first = ids[dup].iloc[0]
         rows = np.flatnonzero((ids == first).to_numpy())
         raise SourceError(
-            f"duplicate sample id {first!r} at rows {', '.join(map(str, rows[:5]))} "
+            f"duplicate {what} id {first!r} at rows {', '.join(map(str, rows[:5]))} "
             f"({int(ids.duplicated().sum())} duplicate ids in all); ids must be unique"
         )

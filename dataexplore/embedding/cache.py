@@ -61,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.crops import CropSamples
+
 log = logging.getLogger(__name__)
 _CHUNK = 500  # keys per SQL "IN (...)" query, below SQLite's variable limit
 _STAT_BLOCK = 256  # files stat'ed or hashed per task of the thread pool (a future per file costs more)
@@ -496,6 +498,9 @@ def memo_keys(samples, memo: FileHashes | None = None, threads: int = 8
         missing or unreadable: reading it will say why).
     """
     n = len(samples)
+    if isinstance(samples, CropSamples):  # keyed by their image's content, box and margin (core.crops)
+        crop_keys, failed = content_keys(samples, memo, threads)
+        return crop_keys, {row: None for row in failed}
     if samples.images is not None:
         return [hash_array(samples.images[i]) for i in range(n)], {}
     paths = [p if p is None else os.path.abspath(p) for p in samples.table["filepath"]]
@@ -536,6 +541,11 @@ def content_keys(samples, memo: FileHashes | None = None, threads: int = 8) -> t
     """
     from ..core.images import DecodeError
 
+    if isinstance(samples, CropSamples):  # an image read once keys all its crops; unreadable: all fail
+        image_keys, image_failures = content_keys(samples.parent, memo, threads)
+        crop_keys = samples.keys_from(image_keys)
+        return crop_keys, {row: image_failures[int(p)] for row, p in enumerate(samples.parent_rows)
+                           if crop_keys[row] is None}
     keys, pending = memo_keys(samples, memo, threads)
     failures: dict[int, str] = {}
     fresh: list[tuple[str, int, int, int, str]] = []

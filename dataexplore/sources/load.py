@@ -11,8 +11,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.crops import crops
 from ..core.errors import SourceError
 from ..core.io import is_missing
+from ..core.objects import Objects
 from ..core.samples import IMAGE_EXTENSIONS, Samples
 
 
@@ -35,7 +37,9 @@ def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bo
         - a :class:`pandas.DataFrame` with a ``filepath`` column (an ``id`` column is used if present);
         - a uint8 array ``N×H×W`` or ``N×H×W×C``: ids ``"0" .. "N-1"`` unless ``ids`` is given;
         - a FiftyOne dataset or view: sample ids, ``filepath`` and ``ground_truth`` labels;
-        - an existing :class:`Samples` (returned as is).
+        - an existing :class:`Samples` (returned as is);
+        - :class:`~dataexplore.core.objects.Objects`: the crops of its boxes
+          (:func:`~dataexplore.core.crops.crops`, so ``dx.embed(objects)`` embeds objects).
     ids : sequence of str, optional
         Ids for array or path-list sources (must be unique and of the same length).
     label_from_folder : bool
@@ -64,6 +68,8 @@ def load(source: Any, *, ids: Sequence[str] | None = None, label_from_folder: bo
     >>> s = dx.load("fashion-mnist:test:100")  # doctest: +SKIP
     >>> s.table.label.value_counts()  # doctest: +SKIP
     """
+    if isinstance(source, Objects):  # boxes in images: their crops (core.crops)
+        return crops(source)
     if isinstance(source, Samples):
         return source
     if is_fiftyone(source):

@@ -1,0 +1,169 @@
+"""Object crops as samples: what the embedding engine reads when it embeds the boxes of :class:`Objects`.
+
+A crop is the object's box plus a context margin, made square:
+
+- the box is grown by ``margin`` × its longer side on every side (``margin=0.1``: a tenth), so the
+  model sees the object's edge and a little of what is around it;
+- the grown box is squared around its centre (the shorter side extended to the longer), so the
+  model's resize-and-centre-crop never cuts the object off;
+- the square is cut from the image; what falls past the image's edge is black.
+
+:class:`CropSamples` is a :class:`~dataexplore.core.samples.Samples` whose rows are the objects:
+``read(row)`` returns the crop's pixels, decoded from its image. The last few decoded images are kept,
+so each image is decoded once when its boxes are consecutive (every reader of
+:mod:`dataexplore.sources.detections` gives them so). Content keys, and with them the embedding cache,
+are derived from the image's content key, the box and the margin (:func:`crop_key`): a second run reads
+no pixels of an image whose crops are all cached, a moved or renamed image keeps its crops' vectors,
+and a changed image or box computes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import SourceError
+from .ids import rows_of
+from .images import DEFAULT_MAX_PIXELS, decode
+from .samples import Samples
+
+#: Context around a box, as a share of its longer side on every side.
+MARGIN = 0.1
+#: Decoded images kept while crops are read (per reader).
+KEEP_DECODED = 8
+
+
+class CropSamples(Samples):
+    """The crops of a set of objects, one row each (see the module docs); build with :func:`crops`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The objects table (``id`` = object id) with the image's ``filepath`` where it has one.
+    parent : Samples
+        The images the crops are cut from.
+    parent_rows : numpy.ndarray
+        Row in ``parent`` of each crop's image.
+    squares : numpy.ndarray
+        ``N×3`` float64: the crop square's left, top and side in pixels.
+    margin : float
+    """
+
+    def __init__(self, objects: Any, margin: float = MARGIN, max_pixels: int = DEFAULT_MAX_PIXELS):
+        if not (isinstance(margin, (int, float)) and 0 <= margin <= 2):
+            raise SourceError(f"margin must be a share of the box from 0 to 2, got {margin!r}")
+        parent = objects.images
+        table = objects.table.copy()
+        self.parent_rows = rows_of(parent.ids, table["image_id"].to_numpy(dtype=object))
+        if "filepath" in parent.table.columns:
+            table["filepath"] = parent.table["filepath"].to_numpy(dtype=object)[self.parent_rows]
+        self.table = table.reset_index(drop=True)
+        self.images = None
+        self.name = f"crops of {objects.name}" if objects.name else "object crops"
+        self.provenance = {"kind": "object crops", "margin": float(margin)}
+        self.parent, self.margin, self.max_pixels = parent, float(margin), int(max_pixels)
+        self.squares = squares(objects.boxes(), self.margin)
+        self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:  # decoding processes get their own memory of decoded images
+        state = dict(self.__dict__)
+        state["_decoded"], state["_lock"] = OrderedDict(), None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def read(self, row: int) -> np.ndarray:
+        """The crop's pixels (``S×S×3`` uint8, ``S`` the square's side in image pixels).
+
+        Raises
+        ------
+        dataexplore.core.images.DecodeError
+            When the crop's image cannot be read or decoded (its reason).
+        """
+        image = self._image(int(self.parent_rows[row]))
+        left, top, side = self.squares[row]
+        return cut(image, int(np.floor(left)), int(np.floor(top)), max(1, int(round(side))))
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> "CropSamples":
+        out = CropSamples.__new__(CropSamples)
+        out.__setstate__(self.__getstate__())
+        rows = np.asarray(rows, np.int64)
+        out.table = self.table.iloc[rows].reset_index(drop=True)
+        out.parent_rows, out.squares = self.parent_rows[rows], self.squares[rows]
+        return out
+
+    def keys_from(self, parent_keys: Sequence[str | None]) -> list[str | None]:
+        """Each crop's content key from its image's (``None`` where the image's is unknown)."""
+        return [None if parent_keys[p] is None else crop_key(parent_keys[p], sq, self.margin)
+                for p, sq in zip(self.parent_rows, self.squares)]
+
+    def _image(self, row: int) -> np.ndarray:
+        with self._lock:
+            hit = self._decoded.get(row)
+            if hit is not None:
+                self._decoded.move_to_end(row)
+                return hit
+        img = np.asarray(decode(self.parent.read(row), max_pixels=self.max_pixels))
+        with self._lock:
+            self._decoded[row] = img
+            while len(self._decoded) > KEEP_DECODED:
+                self._decoded.popitem(last=False)
+        return img
+
+
+def crops(objects: Any, margin: float = MARGIN) -> CropSamples:
+    """The crops of ``objects`` (:class:`~dataexplore.core.objects.Objects`) as samples to embed.
+
+    ``dx.embed(objects)`` embeds ``crops(objects)``; call this for another ``margin``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, dataexplore as dx
+    >>> from dataexplore.core.objects import Objects
+    >>> img = np.zeros((1, 40, 60), np.uint8); img[0, 10:20, 5:25] = 200
+    >>> obj = Objects(pd.DataFrame({"image_id": ["0"], "x": [5], "y": [10], "w": [20], "h": [10],
+    ...                             "label": ["box"], "kind": "ground_truth"}), dx.load(img))
+    >>> c = crops(obj, margin=0.1)
+    >>> c.squares.tolist(), c.read(0).shape
+    ([[3.0, 3.0, 24.0]], (24, 24, 3))
+    """
+    if isinstance(objects, CropSamples):
+        return objects
+    if not (hasattr(objects, "boxes") and hasattr(objects, "images")):
+        raise SourceError(f"crops need Objects (boxes in images), got {type(objects).__name__}")
+    return CropSamples(objects, margin)
+
+
+def squares(boxes: np.ndarray, margin: float) -> np.ndarray:
+    """``N×3`` [left, top, side] of each ``[x, y, w, h]`` box grown by ``margin`` and made square."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    side = np.maximum(boxes[:, 2], boxes[:, 3]) * (1 + 2 * margin)
+    cx, cy = boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2
+    return np.c_[cx - side / 2, cy - side / 2, side]
+
+
+def cut(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
+    """The ``side×side`` square of ``image`` (H×W×3) at (left, top); black past the image's edges."""
+    out = np.zeros((side, side, image.shape[2]), np.uint8)
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + side, w), min(top + side, h)
+    if x1 > x0 and y1 > y0:
+        out[y0 - top:y1 - top, x0 - left:x1 - left] = image[y0:y1, x0:x1]
+    return out
+
+
+def crop_key(image_key: str, square: np.ndarray, margin: float) -> str:
+    """The content key of one crop: its image's key, its square and the margin, hashed."""
+    left, top, side = (float(v) for v in square)
+    text = f"crop|{image_key}|{left:.3f},{top:.3f},{side:.3f}|{margin:.4f}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+__all__ = ["CropSamples", "MARGIN", "crop_key", "crops", "cut", "squares"]

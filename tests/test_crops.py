@@ -1,0 +1,90 @@
+"""Object crops embed through the same engine and cache as images: the box plus a margin, squared,
+each image decoded once, keyed by (image content, box, margin), so a second run computes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import dataexplore as dx
+from dataexplore.core.crops import CropSamples, crops
+from dataexplore.core.errors import SourceError
+from dataexplore.core.objects import Objects
+
+
+def _scene_files(folder, n=3):
+    """n real Fashion-MNIST items pasted at known places on 80×60 canvases, saved as PNG files."""
+    items = dx.load("fashion-mnist:test:12").images
+    paths, boxes = [], []
+    for i in range(n):
+        canvas = np.full((60, 80), 20, np.uint8)
+        for j, (x, y) in enumerate(((4, 6), (44, 20))):
+            canvas[y:y + 28, x:x + 28] = np.maximum(canvas[y:y + 28, x:x + 28], items[2 * i + j])
+            boxes.append({"image_id": f"img{i}", "x": x, "y": y, "w": 28, "h": 28, "label": f"item{2 * i + j}",
+                          "kind": "ground_truth"})
+        p = folder / f"img{i}.png"
+        Image.fromarray(canvas).save(p)
+        paths.append(str(p))
+    images = dx.load(pd.DataFrame({"id": [f"img{i}" for i in range(n)], "filepath": paths,
+                                   "width": 80, "height": 60}))
+    return Objects(pd.DataFrame(boxes), images), items
+
+
+def test_a_crop_is_the_box_with_its_margin_squared_and_black_past_the_edge():
+    img = np.zeros((1, 40, 60), np.uint8)
+    img[0, 10:20, 5:25] = 200
+    obj = Objects(pd.DataFrame({"image_id": ["0", "0"], "x": [5, 50], "y": [10, 0], "w": [20, 10], "h": [10, 10],
+                                "label": ["wide", "corner"], "kind": "ground_truth"}), dx.load(img))
+    c = crops(obj, margin=0.1)
+    wide = c.read(0)[:, :, 0]
+    assert wide.shape == (24, 24)  # 20 + 2 × 0.1 × 20, square
+    assert (wide[7:17, 2:22] == 200).all() and wide.sum() == 200 * 200  # the whole box, centred
+    corner = c.read(1)[:, :, 0]
+    assert corner.shape == (12, 12) and corner[:1].sum() == 0  # a row above the image: black
+    with pytest.raises(SourceError, match="margin"):
+        crops(obj, margin=-1)
+
+
+def test_crops_embed_like_the_same_pixels_and_a_second_run_reads_no_image(tmp_path, monkeypatch):
+    obj, _ = _scene_files(tmp_path)
+    cache = tmp_path / "cache"
+    first = dx.embed(obj, cache_dir=cache, progress=False, precision="fp32")
+    assert list(first.ids) == list(obj.ids) and first.stats["computed"] == 6
+    assert first.table["label"].tolist() == obj.table["label"].tolist()
+
+    same = np.stack([crops(obj).read(r) for r in range(len(obj))])
+    direct = dx.embed(same, cache_dir=tmp_path / "other", progress=False, precision="fp32")
+    np.testing.assert_allclose(first.vectors, direct.vectors, atol=1e-5)
+
+    reads = []
+    real = dx.Samples.read
+    monkeypatch.setattr(dx.Samples, "read", lambda self, row: reads.append(row) or real(self, row))
+    again = dx.embed(obj, cache_dir=cache, progress=False, precision="fp32")
+    assert again.stats == {"computed": 0, "cached": 6, "failed": 0} and reads == []
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+
+    moved = obj.table.assign(x=obj.table["x"] + 1.0)  # one pixel to the right: new crops
+    shifted = dx.embed(Objects(moved, obj.images), cache_dir=cache, progress=False, precision="fp32")
+    assert shifted.stats["computed"] == 6
+    assert sorted(reads) == [0, 1, 2]  # each image read and decoded once for its two boxes
+
+
+def test_an_unreadable_image_fails_its_crops_with_the_reason_and_the_rest_embed(tmp_path):
+    obj, _ = _scene_files(tmp_path)
+    (tmp_path / "img1.png").write_bytes(b"not a png")
+    emb = dx.embed(obj, cache_dir=tmp_path / "cache", progress=False)
+    assert len(emb) == 4
+    assert emb.failures["id"].tolist() == ["img1/ground_truth/0", "img1/ground_truth/1"]
+    assert emb.failures["reason"].str.contains("not an image").all()
+
+
+def test_crop_samples_subset_keeps_their_boxes():
+    img = np.arange(40 * 60, dtype=np.uint8).reshape(1, 40, 60) % 251
+    obj = Objects(pd.DataFrame({"image_id": ["0", "0"], "x": [5, 30], "y": [5, 20], "w": [10, 8], "h": [10, 8],
+                                "label": ["a", "b"], "kind": "ground_truth"}), dx.load(img))
+    c = crops(obj)
+    sub = c.subset([1])
+    assert isinstance(sub, CropSamples) and list(sub.ids) == [obj.ids[1]]
+    np.testing.assert_array_equal(sub.read(0), c.read(1))
