@@ -22,6 +22,11 @@ and the data-quality checks work on the same vectors::
     dx.outliers(emb)                    # outlier, uniqueness and representativeness scores
     dx.sample(pool, 200, "diverse")     # a labeling budget spent well (balance_by=[...] too)
 
+and detection datasets are objects: boxes in images, embedded as crops::
+
+    dx.embed(objects)                   # each box plus a margin, through the same engine and cache
+    dx.match(objects)                   # predictions vs ground truth, as COCO matches them
+
 Heavy dependencies (torch, open_clip, umap) are imported on first use, so
 ``import dataexplore`` stays fast.
 """
@@ -38,6 +43,8 @@ from .core.errors import DataexploreError, MissingDependencyError, ModelError, S
 _LAZY: dict[str, tuple[str, str | None]] = {
     "load": ("sources", "load"),
     "Samples": ("core.samples", "Samples"),
+    "Objects": ("core.objects", "Objects"),
+    "crops": ("core.crops", "crops"),
     "embed": ("embedding", "embed"),
     "embed_text": ("embedding", "embed_text"),
     "Embeddings": ("core.embeddings", "Embeddings"),
@@ -50,6 +57,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "coverage": ("analysis", "coverage"),
     "concepts": ("analysis", "concepts"),
     "failures": ("analysis", "failures"),
+    "match": ("analysis", "match"),
     "clusters": ("analysis", "clusters"),
     "duplicates": ("analysis", "duplicates"),
     "label_errors": ("analysis", "label_errors"),
@@ -74,8 +82,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 # tests/test_package.py checks that the two agree.
 __all__ = [
     "__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError",
-    "load", "Samples", "embed", "embed_text", "Embeddings", "project", "Projection", "load_model", "Selection",
-    "Explorer", "explore", "coverage", "concepts", "failures", "clusters",
+    "load", "Samples", "Objects", "crops", "embed", "embed_text", "Embeddings", "project", "Projection",
+    "load_model", "Selection",
+    "Explorer", "explore", "coverage", "concepts", "failures", "match", "clusters",
     "duplicates", "label_errors", "outliers", "sample", "Query", "load_query",
     "export_labeling", "import_labels", "apply_labels",
     "datasets", "models", "cache", "images", "analysis", "fiftyone", "query", "labeling",
@@ -83,10 +92,12 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import analysis, labeling, models, query
-    from .analysis import clusters, concepts, coverage, duplicates, failures, label_errors, outliers, sample
+    from .analysis import clusters, concepts, coverage, duplicates, failures, label_errors, match, outliers, sample
     from .app import Explorer, explore
     from .core import images
+    from .core.crops import crops
     from .core.embeddings import Embeddings
+    from .core.objects import Objects
     from .core.samples import Samples
     from .core.selection import Selection
     from .embedding import cache, embed, embed_text

@@ -69,3 +69,5 @@ def test_one_clear_error_for_tables_that_cannot_be_objects(images):
         Objects(twice, images)
     with pytest.raises(SourceError, match="kind must be"):
         Objects(_boxes([]), images).of_kind("gt")
+    with pytest.raises(SourceError, match=r"kind must be .* got \['gt'\]"):
+        Objects(_boxes([["0", 1, 1, 2, 2, "cat", np.nan, "gt"]]), images)

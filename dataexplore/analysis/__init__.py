@@ -1,5 +1,6 @@
 """Analyses in the full embedding space: coverage gaps, missing concepts, failure slices, clusters,
-and the data-quality checks: duplicates and leaks, label errors, outliers, and budgeted sampling.
+and the data-quality checks: duplicates and leaks, label errors, outliers, and budgeted sampling;
+for detection datasets, predictions matched to ground truth as COCO matches them (:func:`match`).
 
 Each returns a small result object with a ranked table of groups (``.groups()``), a way to turn
 any group into a :class:`~dataexplore.Selection` (``.selection(k)``), values to colour a map by
@@ -14,11 +15,13 @@ from .duplicates import Duplicates, duplicates
 from .gaps import Coverage, Redundancy, coverage
 from .groups import GroupResult, wilson
 from .label_errors import LabelErrors, label_errors
+from .matching import Matches, match
 from .neighbors import knn
 from .outliers import Outliers, outliers
 from .sampling import Sample, sample
 from .slices import FailureSlices, failures
 
 __all__ = ["Clusters", "ConceptCoverage", "Coverage", "Duplicates", "FailureSlices", "GroupResult", "LabelErrors",
-           "Outliers", "Redundancy", "Sample", "ConceptThresholds", "concept_thresholds", "clusters", "concepts",
-           "coverage", "duplicates", "failures", "knn", "label_errors", "outliers", "sample", "wilson"]
+           "Matches", "Outliers", "Redundancy", "Sample", "ConceptThresholds", "concept_thresholds", "clusters",
+           "concepts", "coverage", "duplicates", "failures", "knn", "label_errors", "match", "outliers", "sample",
+           "wilson"]

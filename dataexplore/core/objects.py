@@ -87,6 +87,9 @@ class Objects:
         table["id"] = table["id"].astype(str)
         table["image_id"] = table["image_id"].astype(str)
         table["label"] = table["label"].astype(str)
+        odd = sorted(set(table["kind"].astype(str)) - {GROUND_TRUTH, PREDICTION})
+        if odd:
+            raise SourceError(f"kind must be {GROUND_TRUTH!r} or {PREDICTION!r} for every box, got {odd[:3]}")
         kept, found = check_boxes(table, images.table)
         check_unique_ids(kept["id"], "object")
         order = [*COLUMNS, *[c for c in kept.columns if c not in COLUMNS]]
