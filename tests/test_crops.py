@@ -3,6 +3,8 @@ each image decoded once, keyed by (image content, box, margin), so a second run 
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,3 +90,24 @@ def test_crop_samples_subset_keeps_their_boxes():
     sub = c.subset([1])
     assert isinstance(sub, CropSamples) and list(sub.ids) == [obj.ids[1]]
     np.testing.assert_array_equal(sub.read(0), c.read(1))
+
+
+def test_the_map_hover_shows_the_crop_beside_its_image_with_the_box_drawn_and_the_grid_the_crop():
+    img = np.zeros((1, 40, 80), np.uint8)
+    img[0, 10:30, 50:70] = 255
+    obj = Objects(pd.DataFrame({"image_id": ["0", "0"], "x": [50, 5], "y": [10, 5], "w": [20, 10], "h": [20, 10],
+                                "label": ["a", "b"], "kind": "ground_truth"}), dx.load(img))
+    pic = crops(obj).in_context(0, size=64)
+    assert pic.shape == (64, 128, 3)
+    assert pic[:, :64].mean() > 150  # the crop: mostly the white square
+    right = pic[:, 64:].astype(int)
+    yellow = (right[:, :, 0] > 200) & (right[:, :, 1] > 150) & (right[:, :, 2] < 80)
+    ys, xs = np.nonzero(yellow)  # the image (80×40) fitted into 64: scale 0.8, 16 px letterbox on top
+    assert abs(xs.min() - 40) <= 1 and abs(xs.max() - 55) <= 1 and abs(ys.min() - 24) <= 1
+    grey = (np.abs(right[:, :, 0] - 150) < 30) & (np.abs(right[:, :, 0] - right[:, :, 2]) < 20)
+    assert grey[12:22, 3:13].any()  # the image's other box, in grey
+
+    ex = dx.explore(obj, progress=False, method="pca")
+    hover = Image.open(io.BytesIO(ex.thumbnail(0, context=True)))
+    grid = Image.open(io.BytesIO(ex.thumbnail(0)))
+    assert hover.size == (256, 128) and grid.size[0] == grid.size[1]

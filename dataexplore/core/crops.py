@@ -91,6 +91,32 @@ class CropSamples(Samples):
         left, top, side = self.squares[row]
         return cut(image, int(np.floor(left)), int(np.floor(top)), max(1, int(round(side))))
 
+    def in_context(self, row: int, size: int = 128) -> np.ndarray:
+        """The crop beside its whole image with the box drawn: ``size × 2·size × 3`` uint8 (what a map's
+        hover shows). The image is fitted into its half; the box is outlined in yellow, the image's
+        other boxes in grey."""
+        from PIL import Image, ImageDraw
+
+        parent = int(self.parent_rows[row])
+        image = Image.fromarray(self._image(parent))
+        scale = size / max(image.size)
+        fitted = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                              Image.Resampling.BILINEAR)
+        right = Image.new("RGB", (size, size))
+        ox, oy = (size - fitted.width) // 2, (size - fitted.height) // 2
+        right.paste(fitted, (ox, oy))
+        draw = ImageDraw.Draw(right)
+        boxes = self.table[["x", "y", "w", "h"]].to_numpy(np.float64)
+        for other in np.flatnonzero(self.parent_rows == parent):
+            if other != row:
+                _outline(draw, boxes[other], scale, ox, oy, (150, 150, 150))
+        _outline(draw, boxes[row], scale, ox, oy, (255, 210, 0))
+        left = Image.fromarray(self.read(row)).resize((size, size), Image.Resampling.BILINEAR)
+        out = Image.new("RGB", (2 * size, size))
+        out.paste(left, (0, 0))
+        out.paste(right, (size, 0))
+        return np.asarray(out)
+
     def subset(self, rows: Sequence[int] | np.ndarray) -> "CropSamples":
         out = CropSamples.__new__(CropSamples)
         out.__setstate__(self.__getstate__())
@@ -116,6 +142,12 @@ class CropSamples(Samples):
             while len(self._decoded) > KEEP_DECODED:
                 self._decoded.popitem(last=False)
         return img
+
+
+def _outline(draw: Any, box: np.ndarray, scale: float, ox: int, oy: int, colour: tuple) -> None:
+    x, y, w, h = (float(v) * scale for v in box)
+    draw.rectangle([ox + x, oy + y, ox + x + max(w, 1) - 1, oy + y + max(h, 1) - 1], outline=colour,
+                   width=2 if w > 8 else 1)
 
 
 def crops(objects: Any, margin: float = MARGIN) -> CropSamples:

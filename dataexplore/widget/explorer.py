@@ -157,7 +157,7 @@ class Explorer(anywidget.AnyWidget):
         self.tooltip_fields = [c for c in ["label", *tooltip] if c in self.table.columns and c != "id"]
         self.provenance = dict(provenance or {})
         self._saved: dict[str, Selection] = {}
-        self._thumbs: OrderedDict[int, bytes] = OrderedDict()
+        self._thumbs: OrderedDict[tuple[int, bool], bytes] = OrderedDict()
         self._page = 0
         self._seq = 0
         self.selection = self._selection([], shape="clear")
@@ -458,7 +458,7 @@ class Explorer(anywidget.AnyWidget):
     def _on_hover(self, request: HoverRequest) -> None:
         row = state.within(request["row"], len(self.xy), "row")
         lines = [["id", str(self.ids[row])]] + [[c, str(self.table[c].iloc[row])] for c in self.tooltip_fields]
-        thumb = self.thumbnail(row)
+        thumb = self.thumbnail(row, context=True)
         self.send({"type": "tooltip", "reply_to": request["id"], "row": row, "lines": lines, "mime": "image/jpeg"},
                   buffers=[thumb] if thumb else [])
 
@@ -521,20 +521,27 @@ class Explorer(anywidget.AnyWidget):
             self._overview = state.overview(len(self.xy), self.lod_points)
         return self._overview
 
-    def thumbnail(self, row: int, size: int = 128) -> bytes:
-        """JPEG thumbnail of point ``row`` (b"" when there are no images or it cannot be decoded)."""
-        if row in self._thumbs:
-            self._thumbs.move_to_end(row)
-            return self._thumbs[row]
+    def thumbnail(self, row: int, size: int = 128, context: bool = False) -> bytes:
+        """JPEG thumbnail of point ``row`` (b"" when there are no images or it cannot be decoded).
+
+        With ``context`` (the hover), an object's crop comes beside its whole image with the box
+        drawn (:meth:`dataexplore.core.crops.CropSamples.in_context`); other points are unchanged.
+        """
+        key = (row, bool(context and hasattr(self.samples, "in_context")))
+        if key in self._thumbs:
+            self._thumbs.move_to_end(key)
+            return self._thumbs[key]
         data = b""
         if self.samples is not None:
             from ..core.images import thumbnail
 
+            source = row if self._rows is None else int(self._rows[row])
             try:
-                data = thumbnail(self.samples.read(row if self._rows is None else int(self._rows[row])), size)
+                data = thumbnail(self.samples.in_context(source, size), 2 * size) if key[1] else \
+                    thumbnail(self.samples.read(source), size)
             except Exception as exc:  # a thumbnail must never break the widget
                 log.info("no thumbnail for row %d: %s", row, exc)
-        self._thumbs[row] = data
+        self._thumbs[key] = data
         if len(self._thumbs) > 4096:
             self._thumbs.popitem(last=False)
         return data
