@@ -24,6 +24,7 @@ and the data-quality checks work on the same vectors::
 
 and detection datasets are objects: boxes in images, embedded as crops::
 
+    objects = dx.load_objects("instances.json", predictions="results.json")  # COCO, YOLO, Label Studio, FiftyOne
     dx.embed(objects)                   # each box plus a margin, through the same engine and cache
     dx.match(objects)                   # predictions vs ground truth, as COCO matches them
 
@@ -44,6 +45,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "load": ("sources", "load"),
     "Samples": ("core.samples", "Samples"),
     "Objects": ("core.objects", "Objects"),
+    "load_objects": ("sources.detections", "load_objects"),
+    "fashion_scenes": ("sources.scenes", "fashion_scenes"),
+    "ComponentDetector": ("models.detector", "ComponentDetector"),
     "crops": ("core.crops", "crops"),
     "embed": ("embedding", "embed"),
     "embed_text": ("embedding", "embed_text"),
@@ -82,7 +86,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 # tests/test_package.py checks that the two agree.
 __all__ = [
     "__version__", "DataexploreError", "MissingDependencyError", "ModelError", "SourceError",
-    "load", "Samples", "Objects", "crops", "embed", "embed_text", "Embeddings", "project", "Projection",
+    "load", "Samples", "Objects", "load_objects", "fashion_scenes", "ComponentDetector", "crops", "embed",
+    "embed_text", "Embeddings", "project", "Projection",
     "load_model", "Selection",
     "Explorer", "explore", "coverage", "concepts", "failures", "match", "clusters",
     "duplicates", "label_errors", "outliers", "sample", "Query", "load_query",
@@ -104,9 +109,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .integrations import fiftyone
     from .labeling import apply_labels, export_labeling, import_labels
     from .models import load_model
+    from .models.detector import ComponentDetector
     from .projection import Projection, project
     from .query import Query, load_query
     from .sources import datasets, load
+    from .sources.detections import load_objects
+    from .sources.scenes import fashion_scenes
 
 
 def __getattr__(name: str) -> Any:
