@@ -27,6 +27,7 @@ and detection datasets are objects: boxes in images, embedded as crops::
     objects = dx.load_objects("instances.json", predictions="results.json")  # COCO, YOLO, Label Studio, FiftyOne
     dx.embed(objects)                   # each box plus a margin, through the same engine and cache
     dx.match(objects)                   # predictions vs ground truth, as COCO matches them
+    dx.export_boxes(objects, "batch")   # rectangle tasks for Label Studio or COCO; dx.import_boxes brings them back
 
 Heavy dependencies (torch, open_clip, umap) are imported on first use, so
 ``import dataexplore`` stays fast.
@@ -72,6 +73,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "export_labeling": ("labeling", "export_labeling"),
     "import_labels": ("labeling", "import_labels"),
     "apply_labels": ("labeling", "apply_labels"),
+    "export_boxes": ("labeling", "export_boxes"),
+    "import_boxes": ("labeling", "import_boxes"),
     "datasets": ("sources.datasets", None),
     "models": ("models", None),
     "cache": ("embedding.cache", None),
@@ -91,7 +94,7 @@ __all__ = [
     "load_model", "Selection",
     "Explorer", "explore", "coverage", "concepts", "failures", "match", "clusters",
     "duplicates", "label_errors", "outliers", "sample", "Query", "load_query",
-    "export_labeling", "import_labels", "apply_labels",
+    "export_labeling", "import_labels", "apply_labels", "export_boxes", "import_boxes",
     "datasets", "models", "cache", "images", "analysis", "fiftyone", "query", "labeling",
 ]
 
@@ -107,7 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.selection import Selection
     from .embedding import cache, embed, embed_text
     from .integrations import fiftyone
-    from .labeling import apply_labels, export_labeling, import_labels
+    from .labeling import apply_labels, export_boxes, export_labeling, import_boxes, import_labels
     from .models import load_model
     from .models.detector import ComponentDetector
     from .projection import Projection, project

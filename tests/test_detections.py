@@ -123,7 +123,7 @@ def test_each_bad_coco_entry_is_a_problem_with_its_reason_and_the_rest_loads(tmp
               {"id": 7, "image_id": 2, "category_id": 1, "bbox": [1, 2, 3, 4]},
               {"id": 8, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]},
               "not an annotation",
-              {"id": 10, "image_id": 1, "category_id": 3, "bbox": [60, 40, 10, 10]},  # clipped to the image
+              {"id": 10, "image_id": 1, "category_id": 3, "bbox": [60, 40, 10, 10]},  # past the edge: kept as given
               {"id": 11, "image_id": 4, "category_id": 3, "bbox": [30, 0, 2, 16]}]}
     results = [{"image_id": 1, "category_id": 3, "bbox": [4, 4, 8, 8], "score": 0.9},  # good
                {"image_id": 7, "category_id": 3, "bbox": [4, 4, 8, 8], "score": 0.9},
@@ -147,7 +147,7 @@ def test_each_bad_coco_entry_is_a_problem_with_its_reason_and_the_rest_loads(tmp
         "res.json:[3]": "prediction without a score",
     }
     assert obj.table[["x", "y", "w", "h", "label", "kind"]].values.tolist() == [
-        [1.0, 2.0, 3.0, 4.0, "person", "ground_truth"], [60.0, 40.0, 4.0, 8.0, "car", "ground_truth"],
+        [1.0, 2.0, 3.0, 4.0, "person", "ground_truth"], [60.0, 40.0, 10.0, 10.0, "car", "ground_truth"],
         [30.0, 0.0, 2.0, 16.0, "car", "ground_truth"], [4.0, 4.0, 8.0, 8.0, "car", "prediction"]]
     assert list(obj.images.ids) == ["1", "4"]  # the images naming paths outside the folder are left out
     assert obj.images.table[["width", "height"]].values.tolist() == [[64, 48], [32, 16]]

@@ -28,19 +28,19 @@ def test_every_kind_of_bad_box_is_set_aside_with_its_reason_and_the_good_ones_lo
         ["0", 10, 5, 0, 10, "cat", np.nan, "ground_truth"],       # zero width
         ["9", 10, 5, 20, 10, "cat", np.nan, "ground_truth"],      # unknown image
         ["1", 70, 5, 20, 10, "dog", np.nan, "ground_truth"],      # right of the image
-        ["1", 50, -5, 20, 10, "dog", 0.9, "prediction"],          # past the corner: clipped
+        ["1", 50, -5, 20, 10, "dog", 0.9, "prediction"],          # past the corner: kept as it is
         ["2", 1, 1, 5, 5, "dog", np.nan, "prediction"],           # prediction without a score
         ["2", 1, 1, 5, 5, "dog", 1.7, "prediction"],              # score outside 0..1
         ["2", 2, 2, 5, 5, "dog", 0.4, "prediction"],              # fine
     ]), images)
     assert len(obj) == 3
     assert obj.table["image_id"].tolist() == ["0", "1", "2"]
-    clipped = obj.table.iloc[1]
-    assert (clipped["x"], clipped["y"], clipped["w"], clipped["h"]) == (50, 0, 10, 5)
+    past = obj.table.iloc[1]  # scored by evaluation tools as given: not clipped
+    assert (past["x"], past["y"], past["w"], past["h"]) == (50, -5, 20, 10)
     assert obj.problems["reason"].tolist() == [
         "not a number", "zero or negative size", "unknown image", "outside the image",
         "extends past the image", "prediction without a score", "prediction without a score"]
-    assert obj.problems["action"].tolist() == ["dropped"] * 4 + ["clipped"] + ["dropped"] * 2
+    assert obj.problems["action"].tolist() == ["dropped"] * 4 + ["kept"] + ["dropped"] * 2
     assert "5 problem boxes" not in repr(obj) and "7 problem boxes" in repr(obj)
 
 

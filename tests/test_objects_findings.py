@@ -61,7 +61,7 @@ def test_a_real_photo_with_a_hand_made_box_loads_embeds_and_shows(tmp_path):
                             {"id": 11, "image_id": 1, "category_id": 2, "bbox": [0, 0, 100, 600], "iscrowd": 0}]}
     (tmp_path / "boxes.json").write_text(json.dumps(coco))
     objects = dx.load_objects(tmp_path / "boxes.json")
-    assert objects.table[["label", "h"]].values.tolist() == [["face", 150.0], ["flag", 512.0]]  # clipped
+    assert objects.table[["label", "h"]].values.tolist() == [["face", 150.0], ["flag", 600.0]]  # kept as given
     assert objects.problems["reason"].tolist() == ["extends past the image"]
 
     crop = dx.crops(objects).read(0)

@@ -14,7 +14,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from dataexplore.core.errors import SourceError  # noqa: E402
-from dataexplore.models.detector import ComponentDetector, box_iou, foreground, match_count  # noqa: E402
+from dataexplore.core.objects import box_iou  # noqa: E402
+from dataexplore.models.detector import ComponentDetector, foreground, match_count  # noqa: E402
 from dataexplore.sources.scenes import CONTRAST_RANGE, FAINT_RANGE, fashion_scenes, load_scenes  # noqa: E402
 
 #: Classes that look alike at 28 px: upper-body garments, footwear, and the rest on their own.

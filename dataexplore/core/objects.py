@@ -11,7 +11,8 @@ with its reason, so one bad box never stops a run:
 
 - *not a number* (a coordinate is NaN or infinite), *zero or negative size*, *unknown image* (its
   image id is not among the images), *outside the image* (no overlap with it): dropped;
-- *extends past the image*: clipped to the image and kept;
+- *extends past the image*: kept as it is (evaluation tools such as pycocotools score the box as
+  given, and clipping would change its IoU with the truth); a crop of it is black past the edge;
 - *prediction without a score* (missing, not finite, or outside 0..1): dropped.
 """
 
@@ -56,7 +57,7 @@ class Objects:
         The kept boxes, ``id`` unique.
     images : Samples
     problems : pandas.DataFrame
-        Every box dropped or clipped, with its ``reason``, the ``action`` taken and ``where`` it was
+        Every box dropped or kept with a warning, with its ``reason``, the ``action`` taken and ``where`` it was
         read (file and position, when the reader knows).
 
     Examples
@@ -68,9 +69,9 @@ class Objects:
     ...                       "h": [5, 5, 4], "label": ["cat", "dog", "cat"], "kind": "ground_truth"})
     >>> obj = Objects(boxes, imgs)
     >>> obj.table[["id", "x", "w"]].to_dict("list")
-    {'id': ['0/ground_truth/0', '0/ground_truth/1'], 'x': [2.0, 25.0], 'w': [10.0, 5.0]}
+    {'id': ['0/ground_truth/0', '0/ground_truth/1'], 'x': [2.0, 25.0], 'w': [10.0, 10.0]}
     >>> obj.problems[["image_id", "reason", "action"]].values.tolist()
-    [['0', 'extends past the image', 'clipped'], ['1', 'zero or negative size', 'dropped']]
+    [['0', 'extends past the image', 'kept'], ['1', 'zero or negative size', 'dropped']]
     """
 
     def __init__(self, table: pd.DataFrame, images: Samples, problems: pd.DataFrame | None = None,
@@ -170,7 +171,7 @@ class Objects:
 
 
 def check_boxes(table: pd.DataFrame, images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The good boxes of ``table`` (clipped where they extend past their image) and the problems.
+    """The good boxes of ``table`` (those extending past their image kept as they are) and the problems.
 
     ``images`` is a samples table with ``id``, ``width`` and ``height``. See the module docs for
     the reasons.
@@ -200,13 +201,7 @@ def check_boxes(table: pd.DataFrame, images: pd.DataFrame) -> tuple[pd.DataFrame
             bad_score = ~np.isfinite(score) | (score < 0) | (score > 1)
             mark((table["kind"] == PREDICTION).to_numpy() & bad_score, "prediction without a score")
         past = (x0 < 0) | (y0 < 0) | (x1 > width) | (y1 > height)
-    mark(past, "extends past the image", "clipped")
-    clip = action == "clipped"
-    out = xywh.copy()
-    if clip.any():
-        cx0, cy0 = np.maximum(x0[clip], 0), np.maximum(y0[clip], 0)
-        cx1, cy1 = np.minimum(x1[clip], width[clip]), np.minimum(y1[clip], height[clip])
-        out[clip] = np.c_[cx0, cy0, cx1 - cx0, cy1 - cy0]
+    mark(past, "extends past the image", "kept")
     bad = reason != None  # noqa: E711
     problems = pd.DataFrame({
         "image_id": table["image_id"].astype(str).to_numpy()[bad],
@@ -217,9 +212,27 @@ def check_boxes(table: pd.DataFrame, images: pd.DataFrame) -> tuple[pd.DataFrame
         "where": table["where"].to_numpy()[bad] if "where" in table.columns else None,
     }, columns=list(PROBLEM_COLUMNS))
     kept = table.copy()
-    kept[["x", "y", "w", "h"]] = out
-    kept = kept[(action == None) | clip]  # noqa: E711
+    kept[["x", "y", "w", "h"]] = xywh
+    kept = kept[(action == None) | (action == "kept")]  # noqa: E711
     return kept.drop(columns=["where"], errors="ignore"), problems
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every ``[x, y, w, h]`` box of ``a`` (n×4) with every box of ``b`` (m×4): an n×m array.
+
+    (Plain IoU; :func:`dataexplore.analysis.matching.match` computes COCO's, crowd boxes included.)
+
+    Examples
+    --------
+    >>> box_iou(np.array([[0, 0, 10, 10.]]), np.array([[5, 0, 10, 10.], [0, 0, 10, 10.]])).round(3).tolist()
+    [[0.333, 1.0]]
+    """
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    iw = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(a[:, None, 0], b[:, 0])
+    ih = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(a[:, None, 1], b[:, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _default_ids(table: pd.DataFrame) -> pd.Series:

@@ -11,6 +11,13 @@ the format's own files: Label Studio ``tasks.json`` + ``config.xml`` + ``instruc
 ``annotations.json``; CSV only the manifest, whose empty ``label`` column annotators fill. Images
 held in memory (e.g. Fashion-MNIST) are written as PNG files under ``images/``. CVAT goes through
 FiftyOne's annotation API: see :func:`dataexplore.integrations.fiftyone.cvat_request`.
+
+Boxes (detection datasets, :class:`~dataexplore.core.objects.Objects`) go out as rectangle tasks and come
+back as corrections matched to the boxes they correct (:mod:`dataexplore.labeling.boxes`)::
+
+    dx.export_boxes(objects.subset(worst), "batches/faint", format="label-studio")  # predictions pre-annotated
+    fixes = dx.import_boxes("project-2-at-2026-12-06.json", objects)   # kept, moved, relabelled, added, deleted
+    truth = fixes.apply(objects)                                        # corrected ground truth, with provenance
 """
 
 from __future__ import annotations
@@ -28,14 +35,15 @@ from ..core.ids import rows_of
 from ..core.io import is_missing
 from . import coco, label_studio, manifest
 from .batch import LABEL_COLUMNS, LabelBatch, as_batch
+from .boxes import BoxCorrections, export_boxes, import_boxes
 from .conflicts import LabelConflictWarning, latest_per_sample
 
 #: The labeling formats by key, with the name a menu shows.
 FORMAT_LABELS = {"label-studio": "Label Studio", "coco": "COCO", "csv": "CSV manifest"}
 FORMATS = tuple(FORMAT_LABELS)
 
-__all__ = ["FORMATS", "FORMAT_LABELS", "LABEL_COLUMNS", "LabelBatch", "LabelConflictWarning", "apply_labels",
-           "as_batch", "export_labeling", "import_labels"]
+__all__ = ["FORMATS", "FORMAT_LABELS", "LABEL_COLUMNS", "BoxCorrections", "LabelBatch", "LabelConflictWarning",
+           "apply_labels", "as_batch", "export_boxes", "export_labeling", "import_boxes", "import_labels"]
 
 
 def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-studio", *,

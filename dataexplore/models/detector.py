@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataexploreError
-from ..core.objects import PREDICTION, PROBLEM_COLUMNS, Objects
+from ..core.objects import PREDICTION, PROBLEM_COLUMNS, Objects, box_iou
 from ..core.samples import Samples
 
 #: Robust-sigma factors tried by :meth:`ComponentDetector.fit` when given ground truth.
@@ -302,18 +302,6 @@ def match_count(truth: np.ndarray, pred: np.ndarray, iou: float = 0.5) -> int:
         found += 1
         m[i, :] = -1
         m[:, j] = -1
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``len(a)×len(b)`` intersection over union of ``[x, y, w, h]`` boxes."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
-    y1 = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return inter / np.maximum(union, 1e-12)
 
 
 def _default_classes() -> list[str]:
