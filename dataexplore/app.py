@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 from .core.io import safe_name
 from .core.selection import Selection
 from .embedding import embed
-from .labeling import FORMAT_LABELS, export_labeling
+from .labeling import FORMAT_LABELS, export_boxes, export_labeling
 from .projection import project
 from .sources import is_fiftyone
 from .widget import explorer as _widget
@@ -20,8 +20,12 @@ from .widget.explorer import Exporter
 
 
 def default_exporters(queries: dict[str, Any] | None = None,
-                      suggestions: Callable[[], Any] | None = None) -> dict[str, Exporter]:
+                      suggestions: Callable[[], Any] | None = None, objects: Any = None) -> dict[str, Exporter]:
     """What the export menu of :class:`Explorer` offers: a query, and each labeling format.
+
+    On a map of objects (``objects``: the :class:`~dataexplore.core.objects.Objects` its points are
+    crops of) the labeling formats are box tasks: the images holding the selected objects, with all
+    their boxes (predictions pre-annotated), as :func:`~dataexplore.labeling.export_boxes` writes them.
 
     Parameters
     ----------
@@ -31,6 +35,8 @@ def default_exporters(queries: dict[str, Any] | None = None,
         Returns the labels to pre-annotate a labeling batch with (a Series keyed by sample id, e.g.
         the ``suggestions`` of the :func:`~dataexplore.label_errors` result shown on the map), or
         ``None``. Used when the export is not given ``predictions`` itself.
+    objects : Objects, optional
+        The boxes of a map of objects.
 
     Returns
     -------
@@ -52,6 +58,17 @@ def default_exporters(queries: dict[str, Any] | None = None,
                                    overwrite=overwrite, **kwargs)
         return run
 
+    def boxes(what: str):
+        def run(selection: Selection, folder: Path, name: str, *, overwrite: bool = False, **kwargs) -> Path:
+            chosen = objects.table["id"].isin(set(map(str, selection.ids)))
+            images = list(dict.fromkeys(objects.table.loc[chosen, "image_id"]))  # in the map's order
+            return export_boxes(objects, folder / f"{safe_name(name)}-{what}-boxes", format=what, images=images,
+                                name=name, overwrite=overwrite, **kwargs)
+        return run
+
+    if objects is not None:
+        return {"query": Exporter("Query", save_query),
+                **{what: Exporter(f"{FORMAT_LABELS[what]} boxes", boxes(what)) for what in ("label-studio", "coco")}}
     return {"query": Exporter("Query", save_query),
             **{what: Exporter(label, labeling(what)) for what, label in FORMAT_LABELS.items()}}
 
@@ -63,7 +80,8 @@ class Explorer(_widget.Explorer):
         #: Queries saved by the export menu (or :meth:`export`), by name.
         self.queries: dict[str, Any] = {}
         if exporters is None:  # a shown result that suggests labels (label errors) pre-annotates the batches
-            exporters = default_exporters(self.queries, suggestions=lambda: getattr(self.shown, "suggestions", None))
+            exporters = default_exporters(self.queries, suggestions=lambda: getattr(self.shown, "suggestions", None),
+                                          objects=getattr(kwargs.get("samples"), "objects", None))
         super().__init__(xy, exporters=exporters, **kwargs)
 
 

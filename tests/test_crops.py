@@ -111,3 +111,20 @@ def test_the_map_hover_shows_the_crop_beside_its_image_with_the_box_drawn_and_th
     hover = Image.open(io.BytesIO(ex.thumbnail(0, context=True)))
     grid = Image.open(io.BytesIO(ex.thumbnail(0)))
     assert hover.size == (256, 128) and grid.size[0] == grid.size[1]
+
+
+def test_the_export_menu_of_an_object_map_writes_box_tasks_for_the_images_of_the_selection(tmp_path):
+    import json
+
+    obj, _ = _scene_files(tmp_path)
+    ex = dx.explore(obj, progress=False, method="pca", cache_dir=tmp_path / "cache", export_dir=tmp_path / "out")
+    assert set(ex.exporters) == {"query", "label-studio", "coco"}
+    ex.select(["img2/ground_truth/1"])
+    folder = ex.export("one box", "label-studio")
+    tasks = json.loads((folder / "tasks.json").read_text())
+    assert len(tasks) == 1  # the image holding the selected object, with all its boxes
+    results = tasks[0]["predictions"][0]["result"]
+    assert sorted(r["id"] for r in results) == ["img2/ground_truth/0", "img2/ground_truth/1"]
+    assert {r["type"] for r in results} == {"rectanglelabels"}
+    coco = json.loads((ex.export("one box", "coco") / "annotations.json").read_text())
+    assert [a["bbox"] for a in coco["annotations"]] == [[4.0, 6.0, 28.0, 28.0], [44.0, 20.0, 28.0, 28.0]]

@@ -54,6 +54,8 @@ class CropSamples(Samples):
     squares : numpy.ndarray
         ``N×3`` float64: the crop square's left, top and side in pixels.
     margin : float
+    objects : Objects
+        The objects the crops are of (what a map of them exports as boxes).
     """
 
     def __init__(self, objects: Any, margin: float = MARGIN, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -69,6 +71,7 @@ class CropSamples(Samples):
         self.name = f"crops of {objects.name}" if objects.name else "object crops"
         self.provenance = {"kind": "object crops", "margin": float(margin)}
         self.parent, self.margin, self.max_pixels = parent, float(margin), int(max_pixels)
+        self.objects = objects
         self.squares = squares(objects.boxes(), self.margin)
         self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -126,6 +129,7 @@ class CropSamples(Samples):
         rows = np.asarray(rows, np.int64)
         out.table = self.table.iloc[rows].reset_index(drop=True)
         out.parent_rows, out.squares = self.parent_rows[rows], self.squares[rows]
+        out.objects = self.objects.subset(rows)
         return out
 
     def keys_from(self, parent_keys: Sequence[str | None]) -> list[str | None]:
