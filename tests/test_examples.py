@@ -170,3 +170,25 @@ def test_data_quality_notebook_finds_the_planted_damage_and_fixes_it(tmp_path, m
     deviation = float(text_of(cell_with(cells, "dx.sample(clean")).split("even split: ")[1].split()[0])
     assert deviation <= 0.05
     assert has_output(cell_with(cells, "picks.plot()"), "application/vnd.plotly.v1+json")
+
+
+@pytest.mark.slow
+def test_objects_notebook_finds_the_detectors_weak_spot_and_brings_corrected_boxes_back(tmp_path, monkeypatch):
+    import json
+
+    cells = run_notebook("objects.ipynb", tmp_path, monkeypatch)
+    recall = text_of(cell_with(cells, "located = dx.match("))
+    faint, others = (float(recall.split(f"on {w} ")[1].split("%")[0]) for w in ("faint items", "the others"))
+    assert faint <= 60 and others >= 95  # the planted weakness, measured by the matching
+    assert has_output(cell_with(cells, "ex = dx.explore(test"), "application/vnd.jupyter.widget-view+json")
+    top = text_of(cell_with(cells, "slices = dx.failures(emb"))
+    share = float(top.split("objects, ")[1].split("%")[0])
+    held = float(top.split("it holds ")[1].split("%")[0])
+    assert share >= 80 and held >= 80  # the top slice is the faint objects
+    tasks = json.loads((tmp_path / "exports" / "faint-boxes" / "tasks.json").read_text())
+    assert tasks and all(r["type"] == "rectanglelabels" for t in tasks for p in t.get("predictions", [])
+                         for r in p["result"])
+    fixes = text_of(cell_with(cells, "fixes = dx.import_boxes("))
+    assert "'added': 0" not in fixes and "'not annotated': 0" in fixes
+    back = text_of(cell_with(cells, "corrected = fixes.apply(both)"))
+    assert "100% of the true boxes recovered" in back
