@@ -192,3 +192,27 @@ def test_local_engine_reuses_shard_files_and_sets_bad_ones_aside(cache_dir):
     # a failure recorded under other decode conditions (here a larger pixel limit) is tried again
     again = dx.embed(source, precision="fp32", progress=False, max_pixels=DEFAULT_MAX_PIXELS // 2)
     assert again.stats == {"computed": 1, "cached": 19, "failed": 0}
+
+
+@pytest.mark.slow
+def test_object_crops_on_files_match_the_local_engine(ray_address, tmp_path, monkeypatch):
+    from PIL import Image
+
+    items = dx.load("fashion-mnist:test:8").images
+    rows = []
+    for i in range(4):
+        canvas = np.full((50, 70), 10, np.uint8)
+        canvas[5:33, 3:31], canvas[15:43, 38:66] = items[2 * i], items[2 * i + 1]
+        Image.fromarray(canvas).save(tmp_path / f"{i}.png")
+        rows += [{"image_id": str(i), "x": 3, "y": 5, "w": 28, "h": 28, "label": "a", "kind": "ground_truth"},
+                 {"image_id": str(i), "x": 38, "y": 15, "w": 28, "h": 28, "label": "b", "kind": "ground_truth"}]
+    monkeypatch.chdir(tmp_path)  # relative paths: the workers must still find the images
+    images = dx.load(pd.DataFrame({"id": [str(i) for i in range(4)], "filepath": [f"{i}.png" for i in range(4)],
+                                   "width": 70, "height": 50}))
+    objects = dx.Objects(pd.DataFrame(rows), images)
+    ray_emb = dx.embed(objects, engine="ray", ray_address=ray_address, precision="fp32", progress=False,
+                       cache_dir=tmp_path / "cache")
+    local = dx.embed(objects, precision="fp32", cache=False, progress=False)
+    same_result(ray_emb, local)
+    whole = dx.embed(images, precision="fp32", cache=False, progress=False)
+    assert not np.allclose(local.vectors[0], whole.vectors[0], atol=1e-3)  # crops, not the whole images

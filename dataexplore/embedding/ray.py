@@ -61,6 +61,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ..core.crops import CropSamples
 from ..core.embeddings import Embeddings
 from ..core.errors import DataexploreError, require
 from .plan import Run, cpu_batch_size, encode, execute
@@ -320,7 +321,8 @@ def _pipeline(samples, todo: np.ndarray, clip, layout: _Layout, precision: str, 
     import ray.data
 
     frame = pd.DataFrame({"row": todo})
-    if samples.images is None:
+    crops = ray.put(_portable(samples)) if isinstance(samples, CropSamples) else None  # read by row in the tasks
+    if samples.images is None and crops is None:
         paths = samples.table["filepath"].to_numpy(dtype=object)[todo]
         frame["path"] = [os.path.abspath(p) for p in paths]  # workers do not share the driver's cwd
     # input blocks: enough for every CPU to decode (4 per CPU), at least a batch, at most a shard
@@ -330,7 +332,7 @@ def _pipeline(samples, todo: np.ndarray, clip, layout: _Layout, precision: str, 
     images = ray.put(samples.images) if samples.images is not None else None
     ds: Any = ray.data.from_pandas(blocks)  # Any: Ray's stubs do not model fn_kwargs (decode_batch's extra arguments)
     ds = ds.map_batches(decode_batch, batch_size=layout.batch_size, batch_format="numpy", num_cpus=1,
-                        fn_kwargs={"images": images, "cfg": clip.preprocess_cfg,
+                        fn_kwargs={"images": images, "crops": crops, "cfg": clip.preprocess_cfg,
                                    "preprocess": None if fused else clip.preprocess, "max_pixels": max_pixels})
     return ds.map_batches(
         Embedder, batch_size=layout.batch_size, batch_format="numpy",
@@ -420,8 +422,20 @@ def _write_shard(shard: Shard, keys, vectors, failures, store, clip, retry: Abst
                 {k: r for k, r in zip(shard_keys, reasons) if r is not None}, shard=shard.name)
 
 
+def _portable(crops: CropSamples) -> CropSamples:
+    """``crops`` with their images' paths made absolute (workers do not share the driver's cwd)."""
+    from ..core.samples import Samples
+
+    out = crops.subset(np.arange(len(crops)))
+    parent = crops.parent
+    if parent.images is None:
+        table = parent.table.assign(filepath=[p if p is None else os.path.abspath(p) for p in parent.table["filepath"]])
+        out.parent = Samples(table, name=parent.name, provenance=parent.provenance)
+    return out
+
+
 def decode_batch(batch: dict[str, np.ndarray], images: Any, cfg: dict, preprocess: Any,
-                 max_pixels: int) -> dict[str, np.ndarray]:
+                 max_pixels: int, crops: Any = None) -> dict[str, np.ndarray]:
     """Ray Data task: rows -> model-sized pixels, with the local engine's decoding.
 
     Returns ``row``, ``pixels`` (uint8 N×3×S×S, or float for models with their own transform;
@@ -434,7 +448,11 @@ def decode_batch(batch: dict[str, np.ndarray], images: Any, cfg: dict, preproces
     rows = np.asarray(batch["row"], dtype=np.int64)
     local = np.arange(len(rows))
     ids = pd.DataFrame({"id": local.astype(str)})
-    if images is not None:
+    if crops is not None:  # object crops: cut from their images in the task (core.crops)
+        import ray
+
+        samples = (ray.get(crops) if isinstance(crops, ray.ObjectRef) else crops).subset(rows)
+    elif images is not None:
         import ray
 
         if isinstance(images, ray.ObjectRef):
