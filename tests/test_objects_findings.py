@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -70,3 +71,42 @@ def test_a_real_photo_with_a_hand_made_box_loads_embeds_and_shows(tmp_path):
     emb = dx.embed(objects, progress=False, cache_dir=tmp_path / "cache")
     assert emb.vectors.shape == (2, 128) and np.isfinite(emb.vectors).all()
     assert dx.crops(objects).in_context(0, 64).shape == (64, 128, 3)
+
+
+def test_merged_boxes_are_the_top_failure_slice_of_the_predictions(detector, tmp_path):
+    """On predictions a false positive is the failure: boxes merging two touching items cluster there."""
+    test = fashion_scenes("test", 400, seed=10, overlap=0.15)
+    pred = detector.predict(test)
+    correct = dx.match(dx.Objects.concat([test, pred]), class_agnostic=True).correct.reindex(pred.ids).to_numpy()
+    cover = [(test.in_image(r.image_id)[["x", "y", "w", "h"]].to_numpy(float), (r.x, r.y, r.w, r.h))
+             for r in pred.table.itertuples()]
+    merged = np.array([_covered(g, b) >= 2 for g, b in cover])  # the box holds most of two items or more
+    slices = dx.failures(dx.embed(pred, progress=False, cache_dir=tmp_path), correct=correct)
+    top = slices.members[0]
+    assert merged[top].mean() >= 0.75
+    assert slices.groups().iloc[0]["lift"] >= 5
+
+
+def _covered(truth: np.ndarray, box) -> int:
+    x, y, w, h = box
+    iw = np.clip(np.minimum(truth[:, 0] + truth[:, 2], x + w) - np.maximum(truth[:, 0], x), 0, None)
+    ih = np.clip(np.minimum(truth[:, 1] + truth[:, 3], y + h) - np.maximum(truth[:, 1], y), 0, None)
+    return int((iw * ih / (truth[:, 2] * truth[:, 3]) > 0.7).sum())
+
+
+def test_a_query_from_the_worst_slice_finds_faint_items_among_the_proposals_of_new_images(detector, tmp_path):
+    """Object crops make a query; in unlabelled images it searches proposals (the detector at a low
+    threshold), since the boxes it finds by default miss exactly these objects."""
+    test = fashion_scenes("test", 300, seed=10, low_contrast=0.25)
+    emb = dx.embed(test, progress=False, cache_dir=tmp_path)
+    found = dx.match(dx.Objects.concat([test, detector.predict(test)]), class_agnostic=True)
+    query = dx.failures(emb, correct=found.correct.reindex(test.ids).to_numpy()).selection(0).to_query(
+        "faint", embeddings=emb)
+
+    pool = fashion_scenes("test", 200, seed=99, low_contrast=0.25)  # new images; their boxes unknown to us
+    proposals = dx.ComponentDetector(threshold=1.5).fit().predict(pool)
+    on = dx.match(dx.Objects.concat([pool, proposals]), class_agnostic=True).objects.set_index("id")["match_id"]
+    faint_ids = set(pool.table.loc[pool.table["faint"], "id"])
+    on_faint = pd.Series([on[i] in faint_ids for i in proposals.ids], index=proposals.ids)
+    top = query.search(proposals, top=50, progress=False, cache_dir=tmp_path).table["id"]
+    assert on_faint[top].mean() >= 0.6 and on_faint[top].mean() >= 3 * on_faint.mean()
