@@ -143,9 +143,7 @@ SCRIPT = textwrap.dedent('''
     ds = dx.fiftyone.to_fiftyone(objects, name="scenes", image_dir=tmp / "png")
     back = dx.load_objects(ds, predictions_field="predictions")
     gt_map, image_map = by_dx_id(ds, "ground_truth")
-    pred_map, _ = by_dx_id(ds, "predictions")
-    ids = {**gt_map, **pred_map}
-    mapped = [[ids[r[0]], image_map[r[1]], *r[2:]] for r in rows(back)]
+    mapped = [[r[0], image_map[r[1]], *r[2:]] for r in rows(back)]  # the objects keep their ids
     first = ds.first()
     out["round_trip"] = {
         "sent": rows(objects), "back": mapped, "problems": back.problems[["reason", "action"]].values.tolist(),
@@ -259,7 +257,7 @@ SCRIPT = textwrap.dedent('''
     in_memory = error(lambda: dx.fiftyone.to_fiftyone(objects, dataset=user))
     out["files"] = {
         "same_dataset": returned is user, "missing_one": missing_one, "again": again,
-        "back": [[gt_map[r[0]], image_map[r[1]], *r[2:]] for r in rows(loaded)], "sent": rows(on_files),
+        "back": [[r[0], image_map[r[1]], *r[2:]] for r in rows(loaded)], "sent": rows(on_files),
         "problems": [[image_map[i], r] for i, r in loaded.problems[["image_id", "reason"]].values.tolist()],
         "sizes": [user.values("metadata.width"), user.values("metadata.height")],
         "image_ids": user.values("dx_image_id"), "count": user.count("ground_truth.detections"),

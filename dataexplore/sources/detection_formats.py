@@ -468,11 +468,20 @@ def read_fiftyone(view: Any, ground_truth_field: str | None, predictions_field: 
         if not sized(row["width"], row["height"]):
             row["_reason"], row["_where"] = "image size unknown (FiftyOne could not compute its metadata)", path
         read.images.append(row)
+    seen: set[str] = set()
     for f, kind in fields:
         columns = [view.values(f"{f}.detections.{attr}") for attr in ("id", "label", "bounding_box", "confidence")]
+        try:  # boxes written by dataexplore (integrations.fiftyone.to_fiftyone) carry their object ids
+            columns.append(view.values(f"{f}.detections.dx_object_id"))
+        except Exception:  # noqa: BLE001  (no such attribute: FiftyOne's own ids)
+            columns.append([None] * len(ids))
         for sid, width, height, *per_sample in zip(ids, widths, heights, *columns):
             width, height = number(width), number(height)
-            for i, (det_id, label, bbox, conf) in enumerate(zip(*[c or [] for c in per_sample])):
+            listed = [c or [] for c in per_sample]
+            listed[4] = listed[4] or [None] * len(listed[0])
+            for i, (fo_id, label, bbox, conf, dx_id) in enumerate(zip(*listed)):
+                det_id = dx_id if isinstance(dx_id, str) and dx_id and dx_id not in seen else fo_id
+                seen.add(str(det_id))
                 if label is None:
                     read.problems.append(problem("no label", f"{sid}:{f}[{i}]", image_id=sid, kind=kind))
                     continue
@@ -480,5 +489,5 @@ def read_fiftyone(view: Any, ground_truth_field: str | None, predictions_field: 
                 read.boxes.append({"id": det_id, "image_id": sid, "x": box[0] * width, "y": box[1] * height,
                                    "w": box[2] * width, "h": box[3] * height, "label": str(label), "kind": kind,
                                    "score": number(conf) if kind == PREDICTION else NAN,
-                                   "where": f"{sid}:{f}[{i}]", "field": f})
+                                   "where": f"{sid}:{f}[{i}]", "field": f, "fiftyone_id": fo_id})
     return read
