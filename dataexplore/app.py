@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
+from .core.errors import DataexploreError
 from .core.io import safe_name
 from .core.selection import Selection
 from .embedding import embed
@@ -83,6 +86,22 @@ class Explorer(_widget.Explorer):
             exporters = default_exporters(self.queries, suggestions=lambda: getattr(self.shown, "suggestions", None),
                                           objects=getattr(kwargs.get("samples"), "objects", None))
         super().__init__(xy, exporters=exporters, **kwargs)
+
+    def select_images(self) -> Selection:
+        """On a map of objects: widen the selection to every object of the images the selected ones are in
+        (all boxes of an image, after clicking one of them).
+
+        Raises
+        ------
+        DataexploreError
+            On a map of images (its table has no ``image_id``).
+        """
+        if "image_id" not in self.table.columns:
+            raise DataexploreError("select_images works on a map of objects (dx.explore(objects)); "
+                                   "this map's points are images")
+        images = self.table["image_id"].astype(str).to_numpy()
+        chosen = set(images[np.asarray(self.selection.indices, np.int64)])
+        return self.select(list(np.asarray(self.ids)[np.isin(images, list(chosen))]))
 
 
 def explore(source: Any, model: str = "fashion-tiny", pretrained: str | None = None, *,

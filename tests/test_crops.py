@@ -128,3 +128,23 @@ def test_the_export_menu_of_an_object_map_writes_box_tasks_for_the_images_of_the
     assert {r["type"] for r in results} == {"rectanglelabels"}
     coco = json.loads((ex.export("one box", "coco") / "annotations.json").read_text())
     assert [a["bbox"] for a in coco["annotations"]] == [[4.0, 6.0, 28.0, 28.0], [44.0, 20.0, 28.0, 28.0]]
+
+
+def test_an_object_carries_its_image_metadata_to_the_map():
+    scenes = dx.fashion_scenes("test", 4, seed=0)
+    emb_table = crops(scenes).table
+    per_image = scenes.images.table.set_index("id")
+    first = emb_table.iloc[0]
+    assert first["image_background"] == per_image.loc[first["image_id"], "background"]  # a canvas column
+    assert first["image_width"] == 96 and first["image_height"] == 96
+    assert {"x", "y", "w", "h", "label", "faint"} <= set(emb_table.columns)  # the object's own columns stay
+
+
+def test_clicking_one_object_then_select_images_selects_every_box_of_its_image(tmp_path):
+    obj, _ = _scene_files(tmp_path)
+    ex = dx.explore(obj, progress=False, method="pca", cache_dir=tmp_path / "cache")
+    ex.select(["img1/ground_truth/0"])
+    assert list(ex.select_images().ids) == ["img1/ground_truth/0", "img1/ground_truth/1"]
+    plain = dx.explore(np.zeros((3, 8, 8), np.uint8), progress=False, method="pca", cache_dir=tmp_path / "cache")
+    with pytest.raises(dx.DataexploreError, match="map of objects"):
+        plain.select_images()

@@ -46,7 +46,10 @@ class CropSamples(Samples):
     Attributes
     ----------
     table : pandas.DataFrame
-        The objects table (``id`` = object id) with the image's ``filepath`` where it has one.
+        The objects table (``id`` = object id) with the image's ``filepath`` where it has one, and the
+        image's metadata carried along, each column of the images table with ``image_`` before its
+        name (``image_width``, ``image_camera``, ...), so a map of objects colours and filters by
+        camera, time or scene as well as by class and box.
     parent : Samples
         The images the crops are cut from.
     parent_rows : numpy.ndarray
@@ -64,6 +67,9 @@ class CropSamples(Samples):
         parent = objects.images
         table = objects.table.copy()
         self.parent_rows = rows_of(parent.ids, table["image_id"].to_numpy(dtype=object))
+        for column in parent.table.columns:  # the image's metadata, carried along
+            if column != "id" and f"image_{column}" not in table.columns:
+                table[f"image_{column}"] = parent.table[column].to_numpy()[self.parent_rows]
         if "filepath" in parent.table.columns:
             table["filepath"] = parent.table["filepath"].to_numpy(dtype=object)[self.parent_rows]
         self.table = table.reset_index(drop=True)
