@@ -110,3 +110,10 @@ def test_a_query_from_the_worst_slice_finds_faint_items_among_the_proposals_of_n
     on_faint = pd.Series([on[i] in faint_ids for i in proposals.ids], index=proposals.ids)
     top = query.search(proposals, top=50, progress=False, cache_dir=tmp_path).table["id"]
     assert on_faint[top].mean() >= 0.6 and on_faint[top].mean() >= 3 * on_faint.mean()
+
+
+def test_a_kind_of_object_missing_from_training_is_a_missing_concept_of_the_crops(tmp_path):
+    train = dx.embed(fashion_scenes("train", 150, seed=5, exclude_labels=["Bag"]), progress=False, cache_dir=tmp_path)
+    test = dx.embed(fashion_scenes("test", 80, seed=105), progress=False, cache_dir=tmp_path)
+    found = dx.concepts(train, ["a photo of a bag", "a photo of a trouser"], other=test, default_vocabulary=False)
+    assert found.missing() == ["a photo of a bag"], found.groups()
