@@ -148,3 +148,36 @@ def test_clicking_one_object_then_select_images_selects_every_box_of_its_image(t
     plain = dx.explore(np.zeros((3, 8, 8), np.uint8), progress=False, method="pca", cache_dir=tmp_path / "cache")
     with pytest.raises(dx.DataexploreError, match="map of objects"):
         plain.select_images()
+
+
+def test_hostile_boxes_and_wrong_sizes_fail_their_crops_with_a_reason_and_the_rest_embed(tmp_path):
+    obj, _ = _scene_files(tmp_path)
+    table = obj.table.copy()
+    table.loc[0, "w"] = 1e6  # a box from a file asking for a 2.7 TiB crop
+    huge = dx.embed(Objects(table, obj.images), cache_dir=tmp_path / "cache", progress=False)
+    assert huge.failures["id"].tolist() == [obj.ids[0]] and len(huge) == 5
+    assert huge.failures["reason"].iloc[0].startswith("box far larger than its image")
+
+    wrong = obj.images.table.assign(width=160, height=120)  # sizes the files do not have
+    lied = dx.embed(Objects(obj.table, dx.load(wrong)), cache_dir=tmp_path / "cache", progress=False)
+    assert len(lied) == 0 and lied.failures["reason"].str.contains("image is 80×60, its boxes assume 160×120").all()
+
+    small = dx.embed(obj, cache_dir=tmp_path / "cache2", progress=False, max_pixels=1000)  # the call's limit
+    assert len(small) == 0 and small.failures["reason"].str.contains("too large").all()
+
+
+def test_each_image_is_decoded_once_even_when_its_boxes_are_not_together(tmp_path, monkeypatch):
+    obj, _ = _scene_files(tmp_path)
+    shuffled = Objects(obj.table.iloc[[0, 2, 4, 1, 3, 5]], obj.images)  # img0, img1, img2, img0, img1, img2
+    from dataexplore.core import crops as crops_module
+
+    decoded, reads = [], []
+    real_decode, real_read = crops_module.decode, dx.Samples.read
+    monkeypatch.setattr(crops_module, "decode", lambda data, **kw: decoded.append(1) or real_decode(data, **kw))
+    monkeypatch.setattr(dx.Samples, "read", lambda self, row: reads.append(row) or real_read(self, row))
+    emb = dx.embed(shuffled, cache=False, progress=False)
+    assert list(emb.ids) == list(shuffled.ids) and len(decoded) == 3  # one decode per image
+    reads.clear()
+    only_one = Objects(obj.table.iloc[[0]], obj.images)  # the first image's box: the others are not read
+    dx.embed(only_one, cache_dir=tmp_path / "cache", progress=False)
+    assert set(reads) == {0}

@@ -230,7 +230,7 @@ def test_a_second_folder_of_yolo_labels_holds_the_predictions(yolo, tmp_path):
     preds = obj.predictions().table
     assert preds[["image_id", "x", "y", "w", "h", "label", "score"]].values.tolist()[-1] == [
         "train/a.png", 90.0, 40.0, 20.0, 20.0, "dog", 0.625]
-    assert reasons(obj) == {f"{predict}/a.txt:2": "prediction without a score"}
+    assert reasons(obj) == {f"{predict}/a.txt:2": "prediction without a score (save them: Ultralytics' save_conf=True)"}
 
 
 def test_each_bad_yolo_line_is_a_problem_at_its_file_and_line_and_the_rest_loads(yolo):

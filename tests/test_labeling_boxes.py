@@ -266,7 +266,7 @@ def test_an_image_imported_twice_counts_the_task_annotated_last(objects, tmp_pat
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{not json", "is not a valid JSON file"),
+    ("{not json", "is not valid JSON"),
     ('[{"id": 1}]', "expected a Label Studio JSON export"),
     ('[{"id": 1, "data": {"image": "x.png"}, "annotations": []}]', "has no dx_image_id"),
     ('[{"id": 1, "data": {"dx_image_id": "a"}, "annotations": {"result": []}}]', "'annotations' must be a list"),
@@ -357,3 +357,31 @@ def test_coco_round_trip_with_edits_by_id_by_overlap_and_by_file_name(objects, t
     (tmp_path / "back" / "lost.json").write_text(json.dumps(doc))  # no manifest beside it: nothing matches
     with pytest.raises(SourceError, match="none of its images are among the objects' images"):
         import_boxes(tmp_path / "back" / "lost.json", objects)
+
+
+def test_a_second_round_of_review_adds_boxes_without_reusing_the_first_rounds_ids(objects, tmp_path):
+    def add_one(results):
+        extra = copy.deepcopy(results[0])
+        extra.update(id="more")
+        extra["value"].update(x=1.0, y=1.0, width=5.0, height=5.0)
+        return results + [extra]
+
+    tasks = json.loads((export_boxes(objects, tmp_path / "round1") / "tasks.json").read_text())
+    (tmp_path / "r1.json").write_text(json.dumps(annotate(tasks, {"a": (1, "2026-12-01T10:00:00Z", add_one)})))
+    round1 = import_boxes(tmp_path / "r1.json", objects).apply(objects)
+    truth = Objects.concat([round1, objects.predictions()])
+    tasks = json.loads((export_boxes(truth, tmp_path / "round2", predictions=False) / "tasks.json").read_text())
+    (tmp_path / "r2.json").write_text(json.dumps(annotate(tasks, {"a": (2, "2026-12-02T10:00:00Z", add_one)})))
+    round2 = import_boxes(tmp_path / "r2.json", truth).apply(truth)
+    ids = round2.table["id"].tolist()
+    assert len(ids) == len(set(ids)) and sum(i.startswith("a/labeler/") for i in ids) == 5  # 4 + one more
+
+
+def test_an_image_sent_without_boxes_gets_its_size_from_its_file(objects, tmp_path):
+    images = objects.images.table.copy()
+    images.loc[images["id"] == "c", ["width", "height"]] = np.nan  # e.g. a Label Studio task with no boxes
+    table = objects.table[objects.table["image_id"] != "c"]
+    sized = Objects(table, dx.Samples(images))
+    assert sized.images.table.set_index("id").loc["c", ["width", "height"]].tolist() == list(SIZES["c"])
+    tasks = json.loads((export_boxes(sized, tmp_path / "b", images=["a", "c"]) / "tasks.json").read_text())
+    assert [t["data"]["dx_image_id"] for t in tasks] == ["a", "c"]

@@ -74,7 +74,7 @@ def random_scenes(seed: int, n_images: int = 14, crowded: int = 25):
     return crowded_img, gts, dts
 
 
-def as_objects(n_images: int, gts: list[dict], dts: list[dict]) -> Objects:
+def as_objects(n_images: int, gts: list[dict], dts: list[dict], cat: dict | None = None) -> Objects:
     ids = [str(i) for i in range(1, n_images + 1)]
     images = Samples(pd.DataFrame({"id": ids, "filepath": [f"{i}.jpg" for i in ids], "width": W, "height": H}))
     rows = [{"id": f"g{k}", "image_id": str(g["image_id"]), "label": g["label"], "score": np.nan,
@@ -82,17 +82,20 @@ def as_objects(n_images: int, gts: list[dict], dts: list[dict]) -> Objects:
             for k, g in enumerate(gts, 1)]
     rows += [{"id": f"d{k}", "image_id": str(d["image_id"]), "label": d["label"], "score": d["score"],
               "kind": "prediction", "iscrowd": 0, **dict(zip("xywh", d["bbox"]))} for k, d in enumerate(dts, 1)]
-    objects = Objects(pd.DataFrame(rows), images)
+    frame = pd.DataFrame(rows)
+    if cat is not None:  # read from COCO files: the category ids come along
+        frame["coco_category_id"] = frame["label"].map(cat)
+    objects = Objects(frame, images)
     assert len(objects) == len(rows) and not len(objects.problems)   # nothing clipped: same boxes as COCO's
     return objects
 
 
-def coco_verdicts(n_images, gts, dts, iou, max_det, agnostic):
+def coco_verdicts(n_images, gts, dts, iou, max_det, agnostic, cat=None):
     """{object id: (status, partner id)} from pycocotools' evaluateImg, ids as in :func:`as_objects`."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    cat = {name: k for k, name in enumerate(LABELS, 1)}
+    cat = cat or {name: k for k, name in enumerate(LABELS, 1)}
     dataset = {
         "images": [{"id": i, "width": W, "height": H} for i in range(1, n_images + 1)],
         "categories": [{"id": k, "name": name} for name, k in cat.items()],
@@ -292,3 +295,13 @@ def test_bad_settings_raise_one_clear_error(kwargs, message):
         match(scene(), **kwargs)
     with pytest.raises(DataexploreError, match="needs an Objects"):
         match(scene().table)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_class_agnostic_ties_follow_coco_category_ids_not_names(seed):
+    """COCO's ids need not be alphabetical (person=1, bicycle=2): equal scores of two classes are taken in
+    category-id order, as pycocotools concatenates them."""
+    crowded, gts, dts = random_scenes(seed)
+    cat = {name: k for k, name in enumerate(reversed(LABELS), 1)}
+    expected = coco_verdicts(crowded, gts, dts, 0.5, 10, True, cat=cat)
+    assert ours(match(as_objects(crowded, gts, dts, cat=cat), max_detections=10, class_agnostic=True)) == expected

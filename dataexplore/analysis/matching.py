@@ -184,10 +184,17 @@ def match(objects: Objects, *, iou: float = 0.5, max_detections: int = 100,
     boxes = t[["x", "y", "w", "h"]].to_numpy(np.float64)
     crowd = (kind == GROUND_TRUTH) & _truthy(t["iscrowd"] if "iscrowd" in t.columns else None, n)
 
+    # Classes in the order pycocotools lists them: by COCO category id when the objects came from COCO
+    # files, else by name.
+    order = label
+    if "coco_category_id" in t.columns:
+        cid = pd.to_numeric(t["coco_category_id"], errors="coerce").to_numpy(np.float64)
+        if np.isfinite(cid).all():
+            order = cid.astype(np.int64)
     # Predictions in the order COCO takes them: per image and group, score descending, then (as
     # pycocotools concatenates categories when class-agnostic) class, then table order.
     dt = np.flatnonzero(kind == PREDICTION)
-    dt = dt[np.lexsort((dt, label[dt], -score[dt], group[dt], image[dt]))]
+    dt = dt[np.lexsort((dt, order[dt], -score[dt], group[dt], image[dt]))]
     key = image[dt] * (len(label_names) + 1) + group[dt]
     first = np.r_[True, key[1:] != key[:-1]] if len(dt) else np.zeros(0, bool)
     starts = np.flatnonzero(first)
@@ -195,7 +202,7 @@ def match(objects: Objects, *, iou: float = 0.5, max_detections: int = 100,
     dt = dt[rank < max_det]
     # Ground truth by image, then class and table order ("later box" wins ties, as pycocotools).
     gt = np.flatnonzero(kind == GROUND_TRUTH)
-    gt = gt[np.lexsort((gt, label[gt], image[gt]))]
+    gt = gt[np.lexsort((gt, order[gt], image[gt]))]
 
     d, g, ov = _overlaps(dt, gt, image, boxes, crowd[gt])   # positions into dt and gt, IoU > 0
     same = group[dt[d]] == group[gt[g]]

@@ -13,11 +13,13 @@ A crop is the object's box plus a context margin, made square:
 
 :class:`CropSamples` is a :class:`~dataexplore.core.samples.Samples` whose rows are the objects:
 ``read(row)`` returns the crop's pixels, decoded from its image. The last few decoded images are kept,
-so each image is decoded once when its boxes are consecutive (every reader of
-:mod:`dataexplore.sources.detections` gives them so). Content keys, and with them the embedding cache,
-are derived from the image's content key, the box and the margin (:func:`crop_key`): a second run reads
-no pixels of an image whose crops are all cached, a moved or renamed image keeps its crops' vectors,
-and a changed image or box computes again.
+and the engines read the crops grouped by image (:meth:`CropSamples.read_order`), so each image is
+decoded once for all its boxes. Content keys, and with them the embedding cache,
+are derived from the image's content key and the whole-pixel square cut (:func:`crop_key`): a second
+run reads no pixels of an image whose crops are all cached, a moved or renamed image keeps its crops'
+vectors, and a changed image or box computes again. A crop whose image does not have the size its
+boxes were drawn on, or whose square is more than :data:`MAX_SIDE` times the image, fails with the
+reason.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ import numpy as np
 
 from .errors import SourceError
 from .ids import rows_of
-from .images import DEFAULT_MAX_PIXELS, decode
+from .images import DEFAULT_MAX_PIXELS, DecodeError, decode
 from .samples import Samples
 
 #: Context around a box, as a share of its longer side on every side.
 MARGIN = 0.0
 #: Decoded images kept while crops are read (per reader).
 KEEP_DECODED = 8
+#: A crop square may be at most this many times its image's longer side (a box from a file that asks for
+#: more is a failure with its reason, not an allocation of gigabytes).
+MAX_SIDE = 4
 
 
 class CropSamples(Samples):
@@ -57,8 +62,8 @@ class CropSamples(Samples):
     squares : numpy.ndarray
         ``N×3`` float64: the crop square's left, top and side in pixels.
     margin : float
-    objects : Objects
-        The objects the crops are of (what a map of them exports as boxes).
+    objects : Objects or None
+        The objects the crops are of (what a map of them exports as boxes); ``None`` in :meth:`slim` copies.
     """
 
     def __init__(self, objects: Any, margin: float = MARGIN, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -99,9 +104,24 @@ class CropSamples(Samples):
         dataexplore.core.images.DecodeError
             When the crop's image cannot be read or decoded (its reason).
         """
-        image = self._image(int(self.parent_rows[row]))
-        left, top, side = self.squares[row]
-        return cut(image, int(np.floor(left)), int(np.floor(top)), max(1, int(round(side))))
+        left, top, side = pixel_square(self.squares[row])
+        parent = int(self.parent_rows[row])
+        declared = self.parent.table.iloc[parent][["width", "height"]].to_numpy(np.float64) \
+            if {"width", "height"} <= set(self.parent.table.columns) else None
+        if declared is not None and np.isfinite(declared).all() and side > MAX_SIDE * declared.max():
+            raise DecodeError(f"box far larger than its image ({side} px square for a "
+                              f"{int(declared[0])}×{int(declared[1])} image)")
+        image = self._image(parent)
+        if declared is not None and np.isfinite(declared).all() and \
+                (image.shape[1], image.shape[0]) != (int(declared[0]), int(declared[1])):
+            raise DecodeError(f"image is {image.shape[1]}×{image.shape[0]}, its boxes assume "
+                              f"{int(declared[0])}×{int(declared[1])}")
+        return cut(image, left, top, side)
+
+    def read_order(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` in the order to read them: grouped by image (stable), so each image is decoded once."""
+        rows = np.asarray(rows, np.int64)
+        return rows[np.argsort(self.parent_rows[rows], kind="stable")]
 
     def in_context(self, row: int, size: int = 128) -> np.ndarray:
         """The crop beside its whole image with the box drawn: ``size × 2·size × 3`` uint8 (what a map's
@@ -135,12 +155,21 @@ class CropSamples(Samples):
         rows = np.asarray(rows, np.int64)
         out.table = self.table.iloc[rows].reset_index(drop=True)
         out.parent_rows, out.squares = self.parent_rows[rows], self.squares[rows]
-        out.objects = self.objects.subset(rows)
+        out.objects = None if self.objects is None else self.objects.subset(rows)
+        return out
+
+    def slim(self) -> "CropSamples":
+        """What reading needs and no more (ids, images, squares): for shipping to decoding workers."""
+        out = self.subset(np.arange(len(self)))
+        out.table, out.objects = out.table[["id"]], None
         return out
 
     def keys_from(self, parent_keys: Sequence[str | None]) -> list[str | None]:
         """Each crop's content key from its image's (``None`` where the image's is unknown)."""
-        return [None if parent_keys[p] is None else crop_key(parent_keys[p], sq, self.margin)
+        t = self.parent.table
+        sizes = t[["width", "height"]].to_numpy(np.float64) if {"width", "height"} <= set(t.columns) \
+            else np.full((len(t), 2), np.nan)
+        return [None if parent_keys[p] is None else crop_key(parent_keys[p], sq, sizes[p])
                 for p, sq in zip(self.parent_rows, self.squares)]
 
     def _image(self, row: int) -> np.ndarray:
@@ -204,11 +233,19 @@ def cut(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
     return out
 
 
-def crop_key(image_key: str, square: np.ndarray, margin: float) -> str:
-    """The content key of one crop: its image's key, its square and the margin, hashed."""
+def pixel_square(square: np.ndarray) -> tuple[int, int, int]:
+    """The whole-pixel square a crop cuts: ``(left, top, side)`` of a ``[left, top, side]`` float square."""
     left, top, side = (float(v) for v in square)
-    text = f"crop|{image_key}|{left:.3f},{top:.3f},{side:.3f}|{margin:.4f}"
+    return int(np.floor(left)), int(np.floor(top)), max(1, int(round(side)))
+
+
+def crop_key(image_key: str, square: np.ndarray, size: Sequence[float] = (np.nan, np.nan)) -> str:
+    """The content key of one crop: its image's key, the whole-pixel square cut from it and the image size
+    its boxes were drawn on, hashed (two boxes that cut the same pixels share a key; the margin is in the
+    square already; boxes read with another image size are computed, and checked, again)."""
+    left, top, side = pixel_square(square)
+    text = f"crop|{image_key}|{left},{top},{side}|{size[0]}x{size[1]}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-__all__ = ["CropSamples", "MARGIN", "crop_key", "crops", "cut", "squares"]
+__all__ = ["CropSamples", "MARGIN", "crop_key", "crops", "cut", "pixel_square", "squares"]

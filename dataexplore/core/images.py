@@ -8,6 +8,7 @@ catches that error per image, so one bad file never stops a long run.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 
 import numpy as np
@@ -221,3 +222,21 @@ def thumbnail(data: bytes | np.ndarray, size: int = 128, quality: int = 85) -> b
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | str:
+    """``(width, height)`` as the decoder shows the image (EXIF rotation applied), read from the file
+    header without decoding the pixels; or the reason it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                orientation = img.getexif().get(0x0112, 1)
+    except FileNotFoundError:
+        return "image file not found"
+    except Image.DecompressionBombError:
+        return "image too large (decompression bomb guard)"
+    except Exception as exc:  # Pillow raises many types for broken headers
+        return f"unreadable image ({type(exc).__name__})"
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

@@ -241,12 +241,27 @@ def _default_ids(table: pd.DataFrame) -> pd.Series:
 
 
 def _with_sizes(images: Samples) -> Samples:
-    """``images`` with ``width`` and ``height`` columns (from the pixels of in-memory images)."""
+    """``images`` with ``width`` and ``height`` columns: from the pixels of in-memory images; for files, a
+    size the table lacks (an image sent without boxes, say) is read from the file's header."""
     t = images.table
-    if {"width", "height"} <= set(t.columns):
-        return images
-    if images.images is None:
+    if images.images is not None:
+        if {"width", "height"} <= set(t.columns):
+            return images
+        t = t.copy()
+        t["height"], t["width"] = images.images.shape[1], images.images.shape[2]
+        return Samples(t, images=images.images, name=images.name, provenance=images.provenance)
+    if not {"width", "height"} <= set(t.columns):
         raise SourceError("the images of an objects table need 'width' and 'height' columns (pixels)")
-    t = t.copy()
-    t["height"], t["width"] = images.images.shape[1], images.images.shape[2]
-    return Samples(t, images=images.images, name=images.name, provenance=images.provenance)
+    wh = t[["width", "height"]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True)
+    missing = np.flatnonzero(~np.isfinite(wh).all(1))
+    if not len(missing):
+        return images
+    from .images import header_size
+
+    for row in missing:
+        path = t["filepath"].iloc[row]
+        size = header_size(path) if isinstance(path, str) else None
+        if isinstance(size, tuple):
+            wh[row] = size
+    t = t.assign(width=wh[:, 0], height=wh[:, 1])
+    return Samples(t, name=images.name, provenance=images.provenance)

@@ -542,7 +542,14 @@ def content_keys(samples, memo: FileHashes | None = None, threads: int = 8) -> t
     from ..core.images import DecodeError
 
     if isinstance(samples, CropSamples):  # an image read once keys all its crops; unreadable: all fail
-        image_keys, image_failures = content_keys(samples.parent, memo, threads)
+        used = np.unique(samples.parent_rows)  # only the images that have crops here
+        keys_used, failed_used = content_keys(samples.parent.subset(used), memo, threads)
+        image_keys: list[str | None] = [None] * len(samples.parent)
+        image_failures: dict[int, str] = {}
+        for i, row in enumerate(used):
+            image_keys[int(row)] = keys_used[i]
+            if i in failed_used:
+                image_failures[int(row)] = failed_used[i]
         crop_keys = samples.keys_from(image_keys)
         return crop_keys, {row: image_failures[int(p)] for row, p in enumerate(samples.parent_rows)
                            if crop_keys[row] is None}

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from ..core.crops import CropSamples
 from ..core.embeddings import Embeddings
 from ..core.images import DEFAULT_MAX_PIXELS
 
@@ -119,8 +120,10 @@ class Run:
     @property
     def todo(self) -> np.ndarray:
         """Rows to compute: a known key that is not cached, or a key still to be computed."""
-        return np.array([r for r, k in enumerate(self.keys)
+        rows = np.array([r for r, k in enumerate(self.keys)
                          if (k is not None and r not in self.cached_rows) or r in self.pending], dtype=np.int64)
+        order = getattr(self.samples, "read_order", None)  # object crops: grouped by image (core.crops)
+        return order(rows) if order is not None else rows
 
     def result(self) -> Embeddings:
         """The :class:`Embeddings` of the run (see :func:`make_result`)."""
@@ -147,6 +150,8 @@ def execute(engine: Engine, source: Any, model: str = "fashion-tiny", pretrained
 
     dev = engine.start(device)
     samples = load(source)
+    if isinstance(samples, CropSamples):  # object crops decode their images under this call's limit
+        samples.max_pixels = int(max_pixels)
     clip = load_model(model, pretrained, dev)
     run = Run.open(samples, clip, cache=cache, cache_dir=cache_dir,
                    conditions=failure_conditions(max_pixels, engine.decoder),

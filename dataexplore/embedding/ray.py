@@ -426,7 +426,7 @@ def _portable(crops: CropSamples) -> CropSamples:
     """``crops`` with their images' paths made absolute (workers do not share the driver's cwd)."""
     from ..core.samples import Samples
 
-    out = crops.subset(np.arange(len(crops)))
+    out = crops.slim()
     parent = crops.parent
     if parent.images is None:
         table = parent.table.assign(filepath=[p if p is None else os.path.abspath(p) for p in parent.table["filepath"]])

@@ -154,12 +154,17 @@ class BoxCorrections:
             kept[column] = kept[column].astype(object) if column in kept.columns else None
         new = self.table[self.table["status"].isin(RETURNED)]
         counter: dict[str, int] = {}
+        taken = set(objects.table["id"])  # a second round of review must not reuse the first round's ids
         ids = []
         for oid, image in zip(new["object_id"], new["image_id"]):
             if self.kind == GROUND_TRUTH and oid is not None:
                 ids.append(oid)
             else:
-                n = counter[image] = counter.get(image, -1) + 1
+                n = counter.get(image, -1) + 1
+                while f"{image}/labeler/{n}" in taken:
+                    n += 1
+                counter[image] = n
+                taken.add(f"{image}/labeler/{n}")
                 ids.append(f"{image}/labeler/{n}")
         who = new["annotator"].astype(object).where(new["annotator"].notna(), "unknown")
         fixed = pd.DataFrame({"id": ids, "image_id": new["image_id"].to_numpy(), "x": new["new_x"].to_numpy(),

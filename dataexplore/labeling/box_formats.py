@@ -30,6 +30,7 @@ import pandas as pd
 from ..core.errors import SourceError
 from ..core.htmlsafe import escape
 from ..core.objects import GROUND_TRUTH, PREDICTION
+from ..sources.detection_formats import ls_rectangle, number
 from . import label_studio
 from .conflicts import annotation_times
 from .label_studio import _when, _who
@@ -235,10 +236,6 @@ def _problem(reason: str, where: str, image_id: Any = None, label: Any = None, a
             "reason": reason, "action": action, "where": where}
 
 
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
-
-
 def _id_text(value: Any) -> str | None:
     return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
@@ -317,16 +314,11 @@ def _ls_box(out: Returned, res: Any, image: dict, size: tuple[float, float], whe
     if not isinstance(value, dict) or not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
         out.problems.append(_problem("malformed rectangle (no value or no label)", where, image["image_id"]))
         return
-    width, height = size
-    x, y = _num(value.get("x")) * width / 100, _num(value.get("y")) * height / 100
-    w, h = _num(value.get("width")) * width / 100, _num(value.get("height")) * height / 100
-    rotation = _num(value.get("rotation", 0))
-    if math.isfinite(rotation) and rotation % 360:  # clockwise around the top-left corner, in pixels
-        c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
-        xs, ys = [0.0, w * c, w * c - h * s, -h * s], [0.0, w * s, w * s + h * c, h * c]
+    drawn, bounds = ls_rectangle(value, *size)
+    if bounds is not None:
         out.problems.append(_problem("rotated box, its axis-aligned bounds kept", where, image["image_id"],
-                                     labels[0], "converted", (x, y, w, h)))
-        x, y, w, h = x + min(xs), y + min(ys), max(xs) - min(xs), max(ys) - min(ys)
+                                     labels[0], "converted", drawn))
+    x, y, w, h = bounds or drawn
     x, y, w, h = (round(v, 6) if math.isfinite(v) else v for v in (x, y, w, h))  # no float noise from the percent
     out.boxes.append({"image_id": image["image_id"], "region_id": _id_text(res.get("id")), "x": x, "y": y, "w": w,
                       "h": h, "label": labels[0], "annotator": image["annotator"],
@@ -392,7 +384,7 @@ def read_coco(doc: Any, path: Path, known: set[str], by_file: dict[str, str]) ->
             out.problems.append(_problem("malformed annotation (bbox is not [x, y, w, h])", where, image["image_id"],
                                          label))
         else:
-            x, y, w, h = (_num(v) for v in bbox)
+            x, y, w, h = (number(v) for v in bbox)
             out.boxes.append({"image_id": image["image_id"], "region_id": _id_text(ann.get("dx_object_id")), "x": x,
                               "y": y, "w": w, "h": h, "label": label, "annotator": who, "annotated_at": when,
                               "where": where})

@@ -40,7 +40,6 @@ text: the XML config quotes every attribute, the Markdown escapes HTML, file nam
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -51,6 +50,7 @@ import pandas as pd
 from ..core.errors import DataexploreError, SourceError
 from ..core.ids import rows_of
 from ..core.objects import GROUND_TRUTH, PREDICTION, Objects
+from ..sources.detection_formats import read_json
 from . import box_formats as fmt, label_studio
 from .batch import LabelBatch
 from .box_corrections import BoxCorrections, compare
@@ -141,6 +141,10 @@ def export_boxes(objects: Objects, folder: str | os.PathLike, *, format: str = "
     batch = LabelBatch(table=image_table, samples=objects.images, rows=rows, classes=labels, name=name,
                        predictions=pd.Series([None] * len(ids), dtype=object),
                        scores=pd.Series(np.nan, index=image_table.index))
+    unsized = image_table.loc[~np.isfinite(image_table[["width", "height"]].astype(float)).all(axis=1), "id"]
+    if len(unsized):  # Objects reads missing sizes from the files; these had no readable file
+        raise DataexploreError(f"{len(unsized)} images have no width and height and no readable file "
+                               f"(e.g. {unsized.iloc[0]!r}): their boxes cannot be sent in pixels or percent")
     sizes = {i: (int(round(w)), int(round(h))) for i, w, h in zip(image_table["id"], image_table["width"].astype(float),
                                                                    image_table["height"].astype(float))}
 
@@ -223,10 +227,7 @@ def import_boxes(path: str | os.PathLike, objects: Objects, *, iou: float = 0.5,
         path = path / "annotations.json"
     if not path.is_file():
         raise SourceError(f"boxes file not found: {path}")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise SourceError(f"{path} is not a valid JSON file ({str(exc)[:200]})") from None
+    doc = read_json(path)
     images = objects.images.table
     if format == "label-studio" or (format == "auto" and isinstance(doc, list)):
         if not isinstance(doc, list):

@@ -14,15 +14,13 @@ import json
 import math
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
-from PIL import Image
-
 from ..core.errors import SourceError, require
+from ..core.images import header_size
 from ..core.objects import GROUND_TRUTH, PREDICTION
 from .load import _scan_folder
 
@@ -80,7 +78,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError:
         raise SourceError(f"file not found: {os.fspath(path)}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{os.fspath(path)} is not valid JSON ({exc})") from None
+        raise SourceError(f"{os.fspath(path)} is not valid JSON ({str(exc)[:200]})") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (int_max_str_digits)
+        raise SourceError(f"{os.fspath(path)} is not a readable JSON file ({str(exc)[:200]})") from None
     except RecursionError:
         raise SourceError(f"{os.fspath(path)} is nested too deeply to be a detection file") from None
     except OSError as exc:
@@ -99,24 +99,6 @@ def inside(folder: str | os.PathLike[str], relative: str, real_folder: str | Non
     if path != root and path.startswith(root.rstrip(os.sep) + os.sep):
         return os.path.normpath(os.path.join(folder, relative))
     return None
-
-
-def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | str:
-    """``(width, height)`` as the decoder shows the image (EXIF rotation applied), read from the file
-    header without decoding the pixels; or the reason it cannot be read."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                orientation = img.getexif().get(0x0112, 1)
-    except FileNotFoundError:
-        return "image file not found"
-    except Image.DecompressionBombError:
-        return "image too large (decompression bomb guard)"
-    except Exception as exc:  # Pillow raises many types for broken headers
-        return f"unreadable image ({type(exc).__name__})"
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 # --- COCO ---------------------------------------------------------------------------------------
@@ -267,7 +249,9 @@ def yolo_names(root: Path, labels_dir: Path | None) -> dict[int, str] | None:
                 lines = (folder / "classes.txt").read_text(encoding="utf-8").splitlines()
             except UnicodeDecodeError:
                 raise SourceError(f"{folder / 'classes.txt'} is not UTF-8 text") from None
-            return dict(enumerate(line.strip() for line in lines if line.strip()))
+            while lines and not lines[-1].strip():  # a trailing newline is not a class
+                lines.pop()
+            return {k: line.strip() or str(k) for k, line in enumerate(lines)}  # a blank line keeps its number
     return None
 
 
@@ -334,6 +318,9 @@ def _yolo_file(read: Read, path: Path, shown: str, image: dict | None, key: str,
             read.problems.append(problem("unknown category", where, image_id=image_id, kind=kind, label=cls, box=box))
         elif image is None:
             read.problems.append(problem("unknown image", where, image_id=image_id, kind=kind, label=label))
+        elif kind == PREDICTION and len(values) == 5:  # Ultralytics leaves scores out unless save_conf=True
+            read.problems.append(problem("prediction without a score (save them: Ultralytics' save_conf=True)",
+                                         where, image_id=image_id, kind=kind, label=label, box=box))
         else:
             if action:
                 read.problems.append(problem("polygon, its bounding box kept", where, image_id=image_id, kind=kind,
@@ -415,20 +402,17 @@ def _ls_box(read: Read, image: dict, result: Any, entry: dict, kind: str, where:
         if not isinstance(size, str):
             image["width"], image["height"] = size
     width, height = image["width"], image["height"]
-    x, y = number(value.get("x")) * width / 100, number(value.get("y")) * height / 100
-    w, h = number(value.get("width")) * width / 100, number(value.get("height")) * height / 100
-    rotation = number(value.get("rotation", 0))
     label = str(labels[0])
     if not sized(width, height):
         read.problems.append(problem("image size unknown (no original_width/original_height)", where,
                                      image_id=image["id"], kind=kind, label=label))
         return
-    if math.isfinite(rotation) and rotation % 360:  # clockwise around the top-left corner, in pixels
-        c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
-        xs, ys = [0.0, w * c, w * c - h * s, -h * s], [0.0, w * s, w * s + h * c, h * c]
+    drawn, bounds = ls_rectangle(value, width, height)
+    rotation = number(value.get("rotation", 0))
+    if bounds is not None:
         read.problems.append(problem("rotated box, its axis-aligned bounds kept", where, image_id=image["id"],
-                                     kind=kind, label=label, box=(x, y, w, h), action="converted"))
-        x, y, w, h = x + min(xs), y + min(ys), max(xs) - min(xs), max(ys) - min(ys)
+                                     kind=kind, label=label, box=drawn, action="converted"))
+    x, y, w, h = bounds or drawn
     if len(labels) > 1:
         read.problems.append(problem(f"{len(labels)} labels on one box, the first kept", where, image_id=image["id"],
                                      kind=kind, label=label, box=(x, y, w, h), action="kept"))
@@ -437,6 +421,27 @@ def _ls_box(read: Read, image: dict, result: Any, entry: dict, kind: str, where:
                        "where": where, "score": score if kind == PREDICTION else NAN,
                        "region_id": result.get("id") if isinstance(result.get("id"), str) else None,
                        "rotation": rotation if math.isfinite(rotation) else 0.0})
+
+
+def ls_rectangle(value: dict, width: float, height: float) -> tuple[tuple[float, float, float, float],
+                                                                  tuple[float, float, float, float] | None]:
+    """A Label Studio rectangle (``x``, ``y``, ``width``, ``height`` in percent of the image, ``rotation``
+    clockwise in degrees around its top-left corner) in pixels: ``(the box as drawn, its axis-aligned
+    bounds if it is rotated, else None)``.
+
+    Examples
+    --------
+    >>> ls_rectangle({"x": 10, "y": 20, "width": 50, "height": 25}, 200, 100)
+    ((20.0, 20.0, 100.0, 25.0), None)
+    """
+    x, y = number(value.get("x")) * width / 100, number(value.get("y")) * height / 100
+    w, h = number(value.get("width")) * width / 100, number(value.get("height")) * height / 100
+    rotation = number(value.get("rotation", 0))
+    if not (math.isfinite(rotation) and rotation % 360):
+        return (x, y, w, h), None
+    c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
+    xs, ys = [0.0, w * c, w * c - h * s, -h * s], [0.0, w * s, w * s + h * c, h * c]
+    return (x, y, w, h), (x + min(xs), y + min(ys), max(xs) - min(xs), max(ys) - min(ys))
 
 
 # --- FiftyOne -----------------------------------------------------------------------------------

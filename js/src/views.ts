@@ -198,7 +198,13 @@ export class Tooltip {
     if (!tip || row !== this.row) return;
     const root = this.root;
     root.replaceChildren();
-    if (tip.url) { const img = el("img", "dx-thumb", root); img.src = tip.url; img.alt = ""; }
+    if (tip.url) {
+      const img = el("img", "dx-thumb", root);
+      // an object's crop beside its image comes twice as wide as high: shown at twice the width
+      img.onload = () => img.classList.toggle("dx-wide", img.naturalWidth >= 1.5 * img.naturalHeight);
+      img.src = tip.url;
+      img.alt = "";
+    }
     for (const [k, v] of tip.lines) {
       const line = el("div", "dx-tip-line", root);
       el("b", "", line, `${k}: `);

@@ -38,6 +38,9 @@ ex"""]
     assert kernel_run(page, f"print(objects.ids[{row}])").strip() in tip.inner_text()
     width, height = page.eval_on_selector(".dx-tooltip img", "img => [img.naturalWidth, img.naturalHeight]")
     assert width == 2 * height  # the crop, then its canvas with the box drawn
+    page.wait_for_function("() => document.querySelector('.dx-tooltip img')?.classList.contains('dx-wide')")
+    shown = page.eval_on_selector(".dx-tooltip img", "img => img.getBoundingClientRect().width")
+    assert shown >= 200  # shown twice as wide as an image's thumbnail, not squeezed into its square
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "objects-hover.png"))
 

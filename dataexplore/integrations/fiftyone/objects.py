@@ -451,7 +451,9 @@ def _returned(collection: Any, objects: Objects, label_field: str, annotator: st
         out.images.append({"image_id": image_id, "status": "annotated", "annotator": annotator,
                            "annotated_at": None, "task": sid})
         w, h = sizes[image_id]
-        for n, (label, bbox, oid) in enumerate(zip(labels or [], bboxes or [], oids or [])):
+        labels, bboxes = labels or [], bboxes or []
+        oids = oids or [None] * len(labels)  # no box carries dx_object_id here: matched by overlap
+        for n, (label, bbox, oid) in enumerate(zip(labels, bboxes, oids)):
             where = f"{sid}:{label_field}[{n}]"
             if label is None:
                 out.problems.append(_problem("no label", where, image_id))
