@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SourceError
+from .ids import locate
 from .samples import Samples, check_unique_ids
 
 #: The two kinds of box.
@@ -179,7 +180,9 @@ def check_boxes(table: pd.DataFrame, images: pd.DataFrame) -> tuple[pd.DataFrame
     n = len(table)
     xywh = table[["x", "y", "w", "h"]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     sizes = images.set_index(images["id"].astype(str))[["width", "height"]]
-    pos = sizes.index.get_indexer(table["image_id"].astype(str))
+    rows, found = locate(sizes.index, table["image_id"].astype(str))
+    pos = np.full(n, -1, np.int64)
+    pos[found] = rows
     width = np.where(pos >= 0, sizes["width"].to_numpy(np.float64)[pos], np.nan)
     height = np.where(pos >= 0, sizes["height"].to_numpy(np.float64)[pos], np.nan)
     reason = np.full(n, None, dtype=object)

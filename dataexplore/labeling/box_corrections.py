@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import DataexploreError
+from ..core.ids import rows_of
 from ..core.objects import GROUND_TRUTH, PROBLEM_COLUMNS, Objects, box_iou, check_boxes
 from .box_formats import Returned
 
@@ -173,7 +174,7 @@ class BoxCorrections:
                               "kind": GROUND_TRUTH, "provenance": ["labeler:" + str(w) for w in who],
                               "correction": new["status"].to_numpy(), "corrects": new["object_id"].to_numpy()})
         table = pd.concat([kept, fixed], ignore_index=True) if len(kept) else fixed
-        order = np.argsort(pd.Index(objects.images.ids).get_indexer(table["image_id"]), kind="stable")
+        order = np.argsort(rows_of(objects.images.ids, table["image_id"]), kind="stable")
         return Objects(table.iloc[order], objects.images, name=f"{objects.name} (corrected)".strip())
 
 
