@@ -61,6 +61,8 @@ class CropSamples(Samples):
         Row in ``parent`` of each crop's image.
     squares : numpy.ndarray
         ``N×3`` float64: the crop square's left, top and side in pixels.
+    sizes : numpy.ndarray
+        ``len(parent)×2`` float64: each image's declared width and height (NaN where unknown).
     margin : float
     objects : Objects or None
         The objects the crops are of (what a map of them exports as boxes); ``None`` in :meth:`slim` copies.
@@ -84,6 +86,9 @@ class CropSamples(Samples):
         self.parent, self.margin, self.max_pixels = parent, float(margin), int(max_pixels)
         self.objects = objects
         self.squares = squares(objects.boxes(), self.margin)
+        t = parent.table  # the size each image's boxes were drawn on (NaN where unknown), read per crop
+        self.sizes = t[["width", "height"]].to_numpy(np.float64) if {"width", "height"} <= set(t.columns) \
+            else np.full((len(t), 2), np.nan)
         self._decoded: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -106,14 +111,12 @@ class CropSamples(Samples):
         """
         left, top, side = pixel_square(self.squares[row])
         parent = int(self.parent_rows[row])
-        declared = self.parent.table.iloc[parent][["width", "height"]].to_numpy(np.float64) \
-            if {"width", "height"} <= set(self.parent.table.columns) else None
-        if declared is not None and np.isfinite(declared).all() and side > MAX_SIDE * declared.max():
+        declared = self.sizes[parent]
+        if np.isfinite(declared).all() and side > MAX_SIDE * declared.max():
             raise DecodeError(f"box far larger than its image ({side} px square for a "
                               f"{int(declared[0])}×{int(declared[1])} image)")
         image = self._image(parent)
-        if declared is not None and np.isfinite(declared).all() and \
-                (image.shape[1], image.shape[0]) != (int(declared[0]), int(declared[1])):
+        if np.isfinite(declared).all() and (image.shape[1], image.shape[0]) != (int(declared[0]), int(declared[1])):
             raise DecodeError(f"image is {image.shape[1]}×{image.shape[0]}, its boxes assume "
                               f"{int(declared[0])}×{int(declared[1])}")
         return cut(image, left, top, side)
@@ -166,10 +169,7 @@ class CropSamples(Samples):
 
     def keys_from(self, parent_keys: Sequence[str | None]) -> list[str | None]:
         """Each crop's content key from its image's (``None`` where the image's is unknown)."""
-        t = self.parent.table
-        sizes = t[["width", "height"]].to_numpy(np.float64) if {"width", "height"} <= set(t.columns) \
-            else np.full((len(t), 2), np.nan)
-        return [None if parent_keys[p] is None else crop_key(parent_keys[p], sq, sizes[p])
+        return [None if parent_keys[p] is None else crop_key(parent_keys[p], sq, self.sizes[p])
                 for p, sq in zip(self.parent_rows, self.squares)]
 
     def _image(self, row: int) -> np.ndarray:
