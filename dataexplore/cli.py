@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -94,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="embed and map Fashion-MNIST offline, then open the quickstart in JupyterLab")
     d.add_argument("--n", type=int, default=10000, help="test images to use (default: all 10000)")
     d.add_argument("--no-lab", action="store_true", help="prepare the data only; do not start JupyterLab")
-    d.add_argument("--port", type=int, default=None, help="JupyterLab port")
+    d.add_argument("--port", type=int, default=None, help="JupyterLab port (default: a free one)")
     return p
 
 
@@ -241,23 +239,13 @@ def _project(args) -> int:
     return 0
 
 
-def quickstart_notebook() -> Path:
-    """The quickstart notebook: the repository's copy if we run from a checkout, else the packaged one."""
-    for candidate in (Path.cwd() / "examples" / "quickstart.ipynb",
-                      Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipynb"):
-        if candidate.is_file():
-            return candidate
-    packaged = Path(__file__).resolve().parent / "examples" / "quickstart.ipynb"
-    target = Path.cwd() / "dataexplore-quickstart.ipynb"
-    if not target.exists():
-        shutil.copy(packaged, target)
-    return target
-
-
 def _demo(args) -> int:
+    from .cli_demo import check_port, quickstart_notebook, start_lab
     from .embedding.local import embed
     from .projection import project
 
+    if args.port is not None and not args.no_lab:
+        check_port(args.port)  # before minutes of embedding, not after
     source = f"fashion-mnist:test:{args.n}"
     print(f"1/3 embedding {source} with fashion-tiny (cached after the first run)", file=sys.stderr)
     emb = embed(source, model="fashion-tiny")
@@ -274,11 +262,4 @@ def _demo(args) -> int:
     if args.no_lab:
         print(f"ready: open {notebook} in JupyterLab", file=sys.stderr)
         return 0
-    cmd = [sys.executable, "-m", "jupyter", "lab", str(notebook)]
-    if args.port:
-        cmd.append(f"--port={args.port}")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    print("starting JupyterLab: " + " ".join(cmd[1:]), file=sys.stderr)
-    env = dict(os.environ, DATAEXPLORE_DEMO_N=str(args.n))
-    return subprocess.call(cmd, env=env)
+    return start_lab(notebook, args.port, dict(os.environ, DATAEXPLORE_DEMO_N=str(args.n)))

@@ -66,3 +66,16 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dataexplore: error:") and message in lines[0], res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_demo_with_a_busy_port_stops_at_once_with_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = run("demo", "--port", str(port), cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"dataexplore: error: port {port} is in use; pass another with --port"
+    assert "embedding" not in res.stderr  # it failed before any work, not after minutes of embedding

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tracked_files_rewritten
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,3 +49,5 @@ def test_demo_prepares_and_quickstart_notebook_runs(tmp_path, monkeypatch):
     # the map, shared as one HTML file (opened in chromium by tests/browser/test_share_html.py)
     shared = tmp_path / "fashion-map.html"
     assert shared.is_file() and "fashion-map.html:" in text and shared.stat().st_size > 50_000
+    # what it writes is not committed (running it from examples/ would rewrite the repository)
+    assert tracked_files_rewritten(tmp_path) == []

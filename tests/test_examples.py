@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tracked_files_rewritten
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -14,6 +16,7 @@ def run_notebook(name: str, tmp_path, monkeypatch, n: int = 2000):
     monkeypatch.setenv("DATAEXPLORE_EXAMPLE_N", str(n))
     nb = nbformat.read(ROOT / "examples" / name, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert not tracked_files_rewritten(tmp_path), "the notebook rewrites files committed in examples/"
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
@@ -65,6 +68,10 @@ def test_failures_notebook_trains_a_probe_and_ranks_its_failure_slices(tmp_path,
     assert has_output(cell_with(cells, "ex.show(fs)"), "application/vnd.jupyter.widget-view+json")
     confusions = text_of(cell_with(cells, "pd_confusions"))
     assert "label" in confusions and "predicted" in confusions
+    linked = [line for line in text_of(cell_with(cells, "ex.charts(")).splitlines() if line.strip()]
+    assert int(linked[0].split()[0]) > 0  # charts filter the map's selection: the shirts predicted wrong
+    assert linked[0].endswith("{'label': {'categories': ['Shirt']}, 'correct': {'categories': ['wrong']}}")
+    assert linked[1] == "predicted" and "Shirt" not in "\n".join(linked[2:5])  # none predicted right
     assert "'largest cluster'" in text_of(cell_with(cells, "cl.rename("))
 
 

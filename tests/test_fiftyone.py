@@ -38,6 +38,24 @@ def fo(tmp_path_factory):
 
         assert fiftyone.config.database_dir == os.environ["FIFTYONE_DATABASE_DIR"], "fiftyone was imported earlier"
         yield fiftyone
+        _stop_database()
+
+
+def _stop_database() -> None:
+    """Close FiftyOne's MongoDB clients and stop the database service it started, and wait for it to exit.
+    FiftyOne leaves both to interpreter exit, where they warn ("Unclosed MongoClient", "subprocess is still
+    running") and keep MongoDB running for the rest of the test run. Private API: FiftyOne has no public
+    way to stop its own database."""
+    from fiftyone.core.odm import database
+
+    database._disconnect()
+    service, database._db_service = database._db_service, None
+    if service is not None and service.child is not None:
+        child = service.child
+        service.stop()  # closes the service's stdin: it stops MongoDB and exits
+        child.wait(timeout=60)
+    # set by FiftyOne for its subprocesses; a later test's subprocess would look for the stopped database there
+    os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
 
 
 @pytest.fixture(scope="module")

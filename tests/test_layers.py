@@ -24,7 +24,7 @@ LAYERS = [
     ("widget", ["widget"]),
     ("integrations", ["integrations"]),
     ("app", ["app"]),
-    ("cli", ["cli", "cli_quality", "__main__"]),
+    ("cli", ["cli", "cli_quality", "cli_demo", "__main__"]),
     ("facade", [""]),  # dataexplore/__init__.py: the public names, resolved lazily
 ]
 
