@@ -101,9 +101,11 @@ class Selection:
         The lasso or box outline in map coordinates (``P×2`` float32) when the last step drew one.
     shape : str
         How it was made: ``"lasso"``, ``"box"``, ``"point"``, ``"class"``, ``"ids"``, ``"clear"``,
-        or ``"combined"`` after adding to / subtracting from an earlier selection.
+        ``"filter"`` (the rows passing the linked charts' filters), or ``"combined"`` after adding to /
+        subtracting from an earlier selection.
     provenance : dict
-        What map it lives on (dataset, model identity, projection parameters).
+        What map it lives on (dataset, model identity, projection parameters); for ``"filter"`` also
+        ``filters``, the charts' filters that made it.
     embeddings : Embeddings or None
         The map's embeddings when the explorer knows them (lets :meth:`to_query` work alone).
 

@@ -21,8 +21,17 @@ import traitlets
 from ..core.errors import DataexploreError
 from ..core.ids import rows_of
 from ..core.selection import RowIds, Selection, as_selection
-from . import state
-from .protocol import ExportRequest, HoverRequest, PageRequest, ReadyRequest, SelectRequest, ViewRequest, parse_request
+from . import charts as charts_mod, state
+from .protocol import (
+    ExportRequest,
+    FilterRequest,
+    HoverRequest,
+    PageRequest,
+    ReadyRequest,
+    SelectRequest,
+    ViewRequest,
+    parse_request,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -83,6 +92,8 @@ class Explorer(anywidget.AnyWidget):
     selection : Selection
         The current selection; observe it with ``explorer.observe(fn, names="selection")`` or
         :meth:`on_select`.
+    filters : dict
+        The filters set on the charts under the map (see :meth:`charts`), by chart name.
 
     Examples
     --------
@@ -170,7 +181,9 @@ class Explorer(anywidget.AnyWidget):
         self._groups_msg: dict | None = None
         self._handlers: dict[str, Callable[[Any], None]] = {
             "ready": self._on_ready, "view": self._on_view, "select": self._on_select, "hover": self._on_hover,
-            "page": self._on_page, "export": self._on_export}
+            "page": self._on_page, "export": self._on_export, "filter": self._on_filter}
+        self._cross: charts_mod.Crossfilter | None = None  # the linked charts under the map, if any
+        self._charts_version = 0
         self.set_color(color)
         self.on_msg(self._on_message)
 
@@ -406,6 +419,104 @@ class Explorer(anywidget.AnyWidget):
         """Saved selections by name."""
         return dict(self._saved)
 
+    # ---- linked views ---------------------------------------------------------------------------
+    def charts(self, columns: Any, *, bins: int = charts_mod.BINS, top: int = charts_mod.TOP) -> None:
+        """Show one small chart per column under the map, linked to it and to each other.
+
+        Text, booleans, categories and integers of few values get bars of their ``top`` most
+        common values (then ``(other)`` and ``(missing)``); floats and integers of many values a
+        histogram of ``bins`` equal bins over their finite range (missing and non-finite values
+        counted apart). Every count is computed here, exactly, over all points.
+
+        Clicking bars (Shift or Ctrl adds or removes a bar) or brushing a range of a histogram
+        (the brush snaps to bin edges) sets that chart's filter. Filters of several charts combine
+        (AND) and the rows passing all of them become :attr:`selection` (shape ``"filter"``; its
+        provenance names the filters). While filters are set, each chart highlights the rows
+        passing the *other* charts' filters (the crossfilter rule); without filters, the charts
+        highlight the map's selection. A selection made on the map (lasso, box, click, legend,
+        :meth:`select`) clears the filters; a chart's "×" button removes its filter, Esc all.
+
+        Parameters
+        ----------
+        columns : sequence or mapping
+            Each item: a ``table`` column name; a pandas Series keyed by sample id (e.g. an
+            analysis result's ``map_values()``; points it lacks have no value) or indexed
+            ``0..N-1``; an analysis result (its ``map_values()``); or a ``(name, values)`` pair
+            aligned to the points. A mapping gives ``{name: values}``. Empty: no charts.
+        bins : int
+            Bins of each histogram (1 to 200).
+        top : int
+            Bars of each bar chart before ``(other)`` (1 to 100).
+
+        Examples
+        --------
+        >>> ex = dx.explore("fashion-mnist:test", model="fashion-tiny")  # doctest: +SKIP
+        >>> ex.charts(["label", ("confidence", confidence)])  # doctest: +SKIP
+        >>> ex.filter("label", categories=["Bag"])  # or click the bar  # doctest: +SKIP
+        >>> ex.selection.provenance["filters"]  # doctest: +SKIP
+        {'label': {'categories': ['Bag']}}
+        """
+        made = charts_mod.make_charts(columns, self.table, self.ids, len(self.xy), bins=bins, top=top)
+        had_filters = bool(self._cross and self._cross.filters)
+        self._cross = charts_mod.Crossfilter(made) if made else None
+        self._charts_version += 1
+        self._send_charts()
+        if had_filters:  # the selection they made stays, as rows
+            self._set_selection(self._selection(self.selection.indices, shape="combined"))
+
+    @property
+    def filters(self) -> dict[str, dict[str, list]]:
+        """The charts' filters by chart name: ``{"categories": [...]}`` or ``{"range": [lo, hi]}``."""
+        return self._cross.describe() if self._cross else {}
+
+    def filter(self, chart: str | int, *, categories: Sequence[Any] | None = None,
+               range: Sequence[float] | None = None) -> Selection:
+        """Set (or, with neither ``categories`` nor ``range``, remove) a chart's filter, as a click
+        or brush in the chart does; the selection becomes the rows passing every filter.
+
+        Parameters
+        ----------
+        chart : str or int
+            The chart's name (or position).
+        categories : sequence, optional
+            Bars of a bar chart to keep, by name (``"(other)"`` and ``"(missing)"`` included).
+        range : (float, float), optional
+            ``(lo, hi)`` of a histogram: keeps ``lo <= value < hi`` (and ``value == hi`` when
+            ``hi`` is the largest value).
+
+        Returns
+        -------
+        Selection
+        """
+        if self._cross is None:
+            raise DataexploreError("no charts are shown: call charts([...]) first")
+        self._apply_filter(*self._cross.by_name(chart, categories, range))
+        return self.selection
+
+    def clear_filters(self) -> Selection:
+        """Remove every chart's filter (and so the selection they made)."""
+        if self._cross is not None and self._cross.filters:
+            self._set_selection(self._selection([], shape="clear"))
+        return self.selection
+
+    def _apply_filter(self, k: int, flt: charts_mod.Filter | None) -> None:
+        assert self._cross is not None
+        self._cross.set(k, flt)
+        if not self._cross.filters:
+            self._set_selection(self._selection([], shape="clear"))
+            return
+        provenance = {**self.provenance, "filters": self._cross.describe()}
+        self._set_selection(self._selection(self._cross.rows(), shape="filter", provenance=provenance), filtered=True)
+
+    def _send_charts(self) -> None:
+        specs = [c.spec() for c in self._cross.charts] if self._cross else []
+        self.send({"type": "charts", "version": self._charts_version, "charts": specs})
+        self._send_chart_counts()
+
+    def _send_chart_counts(self) -> None:
+        if self._cross is not None:
+            self.send(self._cross.message(self._charts_version, self.selection.indices))
+
     # ---- kernel <-> browser (see protocol.py) --------------------------------------------------
     def _on_message(self, _widget, content: Any, buffers: list) -> None:
         try:
@@ -429,6 +540,8 @@ class Explorer(anywidget.AnyWidget):
         if self._groups_msg is not None:
             self.send(self._groups_msg)
         self._send_selection()
+        if self._cross is not None:
+            self._send_charts()
         _ = self._index().order  # sort by cell now, while the browser draws: the first lasso is quick
 
     def _on_view(self, request: ViewRequest) -> None:
@@ -462,6 +575,12 @@ class Explorer(anywidget.AnyWidget):
         self.send({"type": "tooltip", "reply_to": request["id"], "row": row, "lines": lines, "mime": "image/jpeg"},
                   buffers=[thumb] if thumb else [])
 
+    def _on_filter(self, request: FilterRequest) -> None:
+        if self._cross is None or request["version"] != self._charts_version:
+            raise ValueError("a filter for charts no longer shown")
+        k = state.within(request["chart"], len(self._cross.charts), "chart")
+        self._apply_filter(k, charts_mod.check_filter(self._cross.charts[k], request.get("bars"), request.get("range")))
+
     def _on_page(self, request: PageRequest) -> None:
         self._page = request["page"]
         self._send_panel()
@@ -488,11 +607,14 @@ class Explorer(anywidget.AnyWidget):
         return as_selection(self.ids, rows, polygon=polygon, shape=shape, embeddings=self.embeddings,
                             provenance=self.provenance if provenance is None else provenance)
 
-    def _set_selection(self, selection: Selection, group: int = -1) -> None:
+    def _set_selection(self, selection: Selection, group: int = -1, filtered: bool = False) -> None:
+        if not filtered and self._cross is not None:  # a selection made on the map replaces the filters
+            self._cross.clear()
         self._page = 0
         self._active_group = group
         self.selection = selection
         self._send_selection()
+        self._send_chart_counts()
 
     def _send_selection(self) -> None:
         self._seq += 1

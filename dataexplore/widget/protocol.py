@@ -23,6 +23,7 @@ from typing_extensions import NotRequired, TypedDict  # NotRequired: Python 3.11
 
 MAX_POLYGON = 400  # vertices: what the front end sends at most (it simplifies longer lassos)
 MAX_ID = 64  # characters of a request id
+MAX_BARS = 1000  # bars a chart filter names at most
 
 Mode = Literal["lasso", "box", "pan"]
 Op = Literal["replace", "add", "subtract"]
@@ -91,7 +92,18 @@ class ExportRequest(TypedDict):
     overwrite: bool
 
 
-Request = Union[ReadyRequest, ViewRequest, SelectRequest, HoverRequest, PageRequest, ExportRequest]
+class FilterRequest(TypedDict):
+    """Set chart ``chart``'s filter (charts of ``version``): ``bars`` kept, or a value ``range``;
+    neither removes it."""
+    type: Literal["filter"]
+    id: str
+    version: int
+    chart: int
+    bars: NotRequired[list[int]]
+    range: NotRequired[list[float]]
+
+
+Request = Union[ReadyRequest, ViewRequest, SelectRequest, HoverRequest, PageRequest, ExportRequest, FilterRequest]
 
 
 # ---- kernel -> browser -------------------------------------------------------------------------
@@ -190,8 +202,43 @@ class GroupsMessage(TypedDict):
     clear: NotRequired[bool]
 
 
+class ChartSpec(TypedDict):
+    """One chart under the map: bar names (categorical) or bin edges (numeric), rows per bar over
+    all rows, and (numeric) the rows without a value."""
+    name: str
+    kind: Literal["categorical", "numeric"]
+    labels: list[str]
+    edges: list[float]
+    counts: list[int]
+    missing: int
+
+
+class ChartsMessage(TypedDict):
+    """The charts under the map (none: no charts); ``version`` changes with each new set."""
+    type: Literal["charts"]
+    version: int
+    charts: list[ChartSpec]
+
+
+class ChartFilter(TypedDict):
+    bars: NotRequired[list[int]]
+    range: NotRequired[list[float]]
+
+
+class ChartCountsMessage(TypedDict):
+    """What the charts highlight: per chart, rows per bar (a histogram's last entry: no value) of
+    the rows passing the other charts' filters (``mode`` "filter") or of the map's selection
+    ("selection"), none ("none"); each chart's filter (``{}``: none); rows selected."""
+    type: Literal["chart_counts"]
+    version: int
+    mode: Literal["filter", "selection", "none"]
+    selected: list[list[int]]
+    filters: list[ChartFilter]
+    total: int
+
+
 Message = Union[LodMessage, PointsMessage, DensityMessage, ColorsMessage, SelectionMessage, PanelMessage,
-                TooltipMessage, ExportedMessage, GroupsMessage]
+                TooltipMessage, ExportedMessage, GroupsMessage, ChartsMessage, ChartCountsMessage]
 
 def _by_type(union: Any) -> dict[str, type]:
     return {get_args(get_type_hints(t)["type"])[0]: t for t in get_args(union)}
@@ -242,6 +289,23 @@ def parse_request(content: Any) -> Request:
         if not isinstance(name, str) or not isinstance(what, str) or not isinstance(overwrite, bool):
             raise ValueError("an export needs a name, what to export and overwrite true/false")
         out.update(name=name, what=what, overwrite=overwrite)
+    elif kind == "filter":
+        out.update(version=index(content.get("version"), "version"), chart=index(content.get("chart"), "chart"))
+        bars, span = content.get("bars"), content.get("range")
+        if bars is not None and span is not None:
+            raise ValueError("a filter keeps bars or a range, not both")
+        if bars is not None:
+            if not isinstance(bars, list) or len(bars) > MAX_BARS:
+                raise ValueError(f"bars is a list of at most {MAX_BARS} bar numbers")
+            out["bars"] = [index(b, "bar") for b in bars]
+        if span is not None:
+            if not isinstance(span, list) or len(span) != 2 or \
+                    not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in span):
+                raise ValueError("a range is [low, high]")
+            lo, hi = float(span[0]), float(span[1])
+            if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+                raise ValueError(f"bad range {span!r}")
+            out["range"] = [lo, hi]
     return cast(Request, out)
 
 

@@ -6,6 +6,9 @@
 // legend class); the kernel computes the exact rows and sends them back, so what is highlighted is
 // exactly what Python holds and a lasso never blocks the page.
 //
+// Charts under the map (charts.ts) draw counts the kernel computed and send filters; the rows passing
+// every filter come back as the selection.
+//
 // A map with more points than the kernel's `max_points` arrives as a sample (with each point's row
 // id) over a density layer of all points (sample.ts); selections then arrive as a bitset over all rows.
 //
@@ -15,6 +18,7 @@
 
 import type { AnyModel } from "@anywidget/types";
 import { Channel } from "./channel";
+import { ChartsView } from "./charts";
 import type { Rect } from "./density";
 import { bytes, el, niceStep, toBase64 } from "./dom";
 import { ExportMenu } from "./exporter";
@@ -52,6 +56,7 @@ function render({ model, el: root }: RenderArgs) {
   // what needs the kernel to write files is offered only when the kernel says what it can export
   const exporter = exports.length ? new ExportMenu(footer, exports, (request) => channel.request(request,
     (msg) => { if (msg.type === "exported") exporter?.onReply(msg); return true; })) : null;
+  const chartsBox = el("div", "dx-charts", box);
   const groups = el("div", "dx-groups", box);
   groups.style.display = "none";
   const panelBox = el("div", "dx-panel", box);
@@ -77,6 +82,7 @@ function render({ model, el: root }: RenderArgs) {
     focus: (xy) => { focus = xy; drawOverlay(); },
   });
   const highlight = new Highlight();
+  const charts = new ChartsView(chartsBox, (request) => { box.focus({ preventScroll: true }); channel.request(request); });
   let grid: GridIndex | null = null;
   let sample: SampleView | null = null; // a map drawn as a sample
   let pending: Points | null = null;
@@ -322,6 +328,8 @@ function render({ model, el: root }: RenderArgs) {
     exporter?.suggest(msg.total ? msg.counts : []);
     panel.show(msg, buffers);
   });
+  channel.on("charts", (msg) => charts.setCharts(msg));
+  channel.on("chart_counts", (msg) => charts.setCounts(msg));
   channel.on("groups", (msg) => renderGroups(groups, msg,
     (k, ev) => select({ shape: "group", group: k, op: toolbar.opFor(ev) })));
 
@@ -361,6 +369,7 @@ function render({ model, el: root }: RenderArgs) {
     window.removeEventListener("mousemove", onMove);
     window.removeEventListener("mouseup", onUp);
     sample?.close();
+    charts.release();
     resize.disconnect();
     panel.release();
     tooltip.release();

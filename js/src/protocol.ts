@@ -74,7 +74,18 @@ export interface ExportRequest {
   overwrite: boolean;
 }
 
-export type Request = ReadyRequest | ViewRequest | SelectRequest | HoverRequest | PageRequest | ExportRequest;
+/** Set chart `chart`'s filter (charts of `version`): `bars` kept, or a value `range`; neither removes it. */
+export interface FilterRequest {
+  type: "filter";
+  id: string;
+  version: number;
+  chart: number;
+  bars?: number[];
+  range?: [number, number];
+}
+
+export type Request = ReadyRequest | ViewRequest | SelectRequest | HoverRequest | PageRequest | ExportRequest
+  | FilterRequest;
 
 // ---- kernel -> browser -----------------------------------------------------------------------
 /** A map drawn as a sample: its size, extent and the density of all points (buffer: uint32 counts). */
@@ -172,8 +183,43 @@ export interface GroupsMessage {
   clear?: boolean;
 }
 
+/** One chart under the map: bar names (categorical) or bin edges (numeric), rows per bar over all
+ * rows, and (numeric) the rows without a value. */
+export interface ChartSpec {
+  name: string;
+  kind: "categorical" | "numeric";
+  labels: string[];
+  edges: number[];
+  counts: number[];
+  missing: number;
+}
+
+/** The charts under the map (none: no charts); `version` changes with each new set. */
+export interface ChartsMessage {
+  type: "charts";
+  version: number;
+  charts: ChartSpec[];
+}
+
+export interface ChartFilter {
+  bars?: number[];
+  range?: [number, number];
+}
+
+/** What the charts highlight: per chart, rows per bar (a histogram's last entry: no value) of the rows
+ * passing the other charts' filters (`mode` "filter") or of the map's selection ("selection"), none
+ * ("none"); each chart's filter (`{}`: none); rows selected. */
+export interface ChartCountsMessage {
+  type: "chart_counts";
+  version: number;
+  mode: "filter" | "selection" | "none";
+  selected: number[][];
+  filters: ChartFilter[];
+  total: number;
+}
+
 export type Message = LodMessage | PointsMessage | DensityMessage | ColorsMessage | SelectionMessage | PanelMessage
-  | TooltipMessage | ExportedMessage | GroupsMessage;
+  | TooltipMessage | ExportedMessage | GroupsMessage | ChartsMessage | ChartCountsMessage;
 
 /** A request as the view writes it: the channel adds the `id`. */
 export type Outgoing<R extends Request = Request> = R extends Request ? Omit<R, "id"> : never;
