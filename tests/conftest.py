@@ -85,3 +85,42 @@ def recording(ex) -> list:
 def browser(ex, content, buffers=()) -> None:
     """Deliver ``content`` to a widget the way the browser's comm does (a custom message)."""
     ex._handle_custom_msg(content, list(buffers))
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio server for the session (tests/label_studio_server.py); skips where .ci/setup did
+    not install it, except under CI=true, where it fails."""
+    from label_studio_server import server_fixture
+
+    yield from server_fixture(tmp_path_factory)
+
+
+def tracked_files_rewritten(folder: Path) -> list[str]:
+    """The files a notebook run in ``folder`` wrote that git tracks under ``examples/``: run from there,
+    it would rewrite them, so generated files must not be committed. Empty outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files", "examples"], cwd=root, capture_output=True, text=True)
+    if listed.returncode != 0:
+        return []
+    tracked = set(listed.stdout.split())
+    written = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(f"examples/{w}" for w in written if f"examples/{w}" in tracked)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The test run leaves no process behind: servers, kernels, databases and workers that tests start are
+    stopped by the tests. Whatever is still running here (after a short grace period) fails the run."""
+    try:
+        import psutil
+    except ImportError:  # psutil comes with the dev extras (FiftyOne, Ray); nothing to check without it
+        return
+    children = psutil.Process().children(recursive=True)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    if alive:
+        listed = "; ".join(f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in alive if p.is_running())
+        if listed:
+            session.config.get_terminal_writer().line(f"processes left running by the tests: {listed}", red=True)
+            session.exitstatus = 1

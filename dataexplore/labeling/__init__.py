@@ -18,6 +18,12 @@ back as corrections matched to the boxes they correct (:mod:`dataexplore.labelin
     dx.export_boxes(objects.subset(worst), "batches/faint", format="label-studio")  # predictions pre-annotated
     fixes = dx.import_boxes("project-2-at-2026-12-06.json", objects)   # kept, moved, relabelled, added, deleted
     truth = fixes.apply(objects)                                        # corrected ground truth, with provenance
+
+Or with no files to carry: push a batch folder to a running Label Studio and pull the finished work back
+(:mod:`dataexplore.labeling.live`, needs ``label-studio-sdk``)::
+
+    project = dx.labeling.push(folder, url="http://localhost:8080", token=PAT)
+    labels = dx.labeling.pull(project)                                 # what import_labels returns
 """
 
 from __future__ import annotations
@@ -37,13 +43,15 @@ from . import coco, label_studio, manifest
 from .batch import LABEL_COLUMNS, LabelBatch, as_batch
 from .boxes import BoxCorrections, export_boxes, import_boxes
 from .conflicts import LabelConflictWarning, latest_per_sample
+from .live import LiveProject, pull, push
 
 #: The labeling formats by key, with the name a menu shows.
 FORMAT_LABELS = {"label-studio": "Label Studio", "coco": "COCO", "csv": "CSV manifest"}
 FORMATS = tuple(FORMAT_LABELS)
 
 __all__ = ["FORMATS", "FORMAT_LABELS", "LABEL_COLUMNS", "BoxCorrections", "LabelBatch", "LabelConflictWarning",
-           "apply_labels", "as_batch", "export_boxes", "export_labeling", "import_boxes", "import_labels"]
+           "LiveProject", "apply_labels", "as_batch", "export_boxes", "export_labeling", "import_boxes",
+           "import_labels", "pull", "push"]
 
 
 def export_labeling(items: Any, folder: str | os.PathLike, format: str = "label-studio", *,
