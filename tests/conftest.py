@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# nor a developer's own Label Studio: notebooks push to the server these name (the live tests start their own)
+for _name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
+    os.environ.pop(_name, None)
 
 from pathlib import Path  # noqa: E402
 
@@ -110,17 +113,23 @@ def tracked_files_rewritten(folder: Path) -> list[str]:
     return sorted(f"examples/{w}" for w in written if f"examples/{w}" in tracked)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which tears down session fixtures on -x or Ctrl+C
 def pytest_sessionfinish(session, exitstatus):
     """The test run leaves no process behind: servers, kernels, databases and workers that tests start are
-    stopped by the tests. Whatever is still running here (after a short grace period) fails the run."""
+    stopped by the tests. Whatever of ours is still running here (after a short grace period) fails the run."""
     try:
         import psutil
     except ImportError:  # psutil comes with the dev extras (FiftyOne, Ray); nothing to check without it
         return
     children = psutil.Process().children(recursive=True)
     _, alive = psutil.wait_procs(children, timeout=15)
-    if alive:
-        listed = "; ".join(f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in alive if p.is_running())
-        if listed:
-            session.config.get_terminal_writer().line(f"processes left running by the tests: {listed}", red=True)
-            session.exitstatus = 1
+    listed = []
+    for p in alive:
+        try:
+            listed.append(f"{p.pid} {' '.join(p.cmdline()[:4])}")
+        except psutil.Error:  # exited (or became a zombie) while we looked
+            continue
+    if listed:
+        session.config.get_terminal_writer().line(f"processes left running by the tests: {'; '.join(listed)}",
+                                                  red=True)
+        session.exitstatus = 1

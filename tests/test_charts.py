@@ -246,6 +246,7 @@ def test_new_charts_drop_old_filters_and_keep_the_rows(ex):
     sent = recording(ex)
     ex.charts(["split"])
     assert ex.filters == {} and ex.selection.shape == "combined"
+    assert ex.selection.provenance["filters"] == {"label": {"categories": ["b"]}}  # still says what made it
     np.testing.assert_array_equal(ex.selection.indices, rows)
     assert [c["version"] for c, _ in sent if c["type"] == "charts"] == [2]
     ex.charts([])
@@ -293,3 +294,12 @@ def test_python_filters_say_what_is_wrong(ex):
             call()
     assert ex.filter(1, range=(0, 1)).shape == "filter" and list(ex.filters) == ["score"]
     assert ex.filter("score").shape == "clear" and ex.filters == {}
+
+
+def test_mixed_values_keep_missing_apart_and_bar_names_pick_one_bar():
+    values = pd.Series([1, "1", None, "(other)", 2.5, np.nan, "x", "x"], dtype=object)
+    c = ch.categorical_chart(values, "mixed")
+    assert "None" not in c.labels and "nan" not in c.labels
+    assert c.labels[-1] == ch.MISSING and c.counts[-1] == 2  # None and NaN are "no value", not bars
+    assert len(set(c.labels)) == len(c.labels)  # 1 and "1" share a bar as text; "(other)" is not OTHER
+    assert ch.OTHER not in c.labels[:-1] and "(other) (2)" in c.labels

@@ -42,6 +42,8 @@ def test_demo_prepares_and_quickstart_notebook_runs(tmp_path, monkeypatch):
     # the cluster the sneakers sit in became a query that found sneakers in the train split, went out as
     # Label Studio tasks and came back labelled
     assert "<Query 'Sneaker'" in text and "method=probe" in text
+    # no server configured (conftest clears LABEL_STUDIO_URL): the notebook says it used the offline stand-in
+    assert "offline stand-in: no LABEL_STUDIO_URL" in text and "live Label Studio:" not in text
     confirmed = next(line for line in text.splitlines() if "of the candidates were confirmed as Sneaker" in line)
     assert int(confirmed.split("%")[0]) >= 90
     assert (tmp_path / "queries" / "selection.dxq" / "query.json").is_file()

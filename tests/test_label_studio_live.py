@@ -164,6 +164,38 @@ def test_images_the_server_cannot_serve_leave_no_project_behind(label_studio, sh
         dx.labeling.pull("never pushed", url=label_studio.url, token=admin.token)
 
 
+def test_a_config_the_server_rejects_is_one_line_and_leaves_no_project(label_studio, shirts, tmp_path):
+    folder = shirts[0]
+    bad = label_studio.document_root / "shirts" / "bad-config"  # a copy of the batch, its config broken
+    bad.mkdir()
+    for name in ("tasks.json", "manifest.csv"):
+        (bad / name).write_bytes((folder / name).read_bytes())
+    (bad / "config.xml").write_text((folder / "config.xml").read_text().replace('toName="image"', 'toName="nothing"'))
+    admin = label_studio.admin
+    with pytest.raises(DataexploreError, match=r"Label Studio at .* refused the push: HTTP 400") as err:
+        dx.labeling.push(bad, url=label_studio.url, token=admin.token, title="bad config",
+                         document_root=label_studio.document_root)
+    assert "\n" not in str(err.value) and admin.token not in str(err.value)
+    with label_studio.api(admin) as api:
+        titles = [p["title"] for p in api.get("/api/projects", params={"page_size": 100}).json()["results"]]
+    assert "bad config" not in titles
+
+
+def test_a_revoked_or_forged_token_is_one_line(label_studio, shirts):
+    import jwt
+
+    user = label_studio.add_user("leaver@example.com", "dx-Leaver-pass-2026")
+    with label_studio.api(user) as api:  # the user revokes their personal access token
+        assert api.post("/api/token/blacklist/", json={"refresh": user.token}).status_code in (200, 204)
+    claims = {**jwt.decode(user.token, options={"verify_signature": False})}
+    forged = jwt.encode(claims, "not-the-server-key-but-long-enough-for-hs256", algorithm="HS256")
+    for token in (user.token, forged):
+        with pytest.raises(DataexploreError, match=r"refused the (push|access token).*HTTP 401") as err:
+            dx.labeling.push(shirts[0], url=label_studio.url, token=token, title="revoked",
+                             document_root=label_studio.document_root)
+        assert "\n" not in str(err.value) and token not in str(err.value) and label_studio.url in str(err.value)
+
+
 # ---- rectangles ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def photo_objects(label_studio) -> Objects:

@@ -34,18 +34,14 @@ import dataclasses
 import json
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, unquote
 
 from ..core.errors import DataexploreError, SourceError
-from ..core.io import csv_value
-
-URL_ENV, TOKEN_ENV = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
-ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
-LOCAL_FILES = "/data/local-files/?d="
+from ..core.io import atomic_write, csv_value
+from .live_client import LOCAL_FILES, ROOT_ENV, TOKEN_ENV, URL_ENV, check_served, connect, export, find, name_annotators
 
 __all__ = ["LiveProject", "pull", "push"]
 
@@ -96,7 +92,7 @@ def push(batch: str | os.PathLike, *, url: str | None = None, token: str | None 
     url, token : str, optional
         The server and a personal access token; default ``$LABEL_STUDIO_URL`` and ``$LABEL_STUDIO_API_KEY``.
     project : int or str, optional
-        An existing project (its id or title) to update. Default: the project titled ``title``,
+        An existing project to update: an int is its id, a str its title. Default: the project titled ``title``,
         created if there is none.
     title : str, optional
         Default: the batch folder's name.
@@ -120,8 +116,9 @@ def push(batch: str | os.PathLike, *, url: str | None = None, token: str | None 
     folder = Path(batch).expanduser().resolve()
     config, tasks = _read_batch(folder)
     storage, tasks = _local_files(folder, tasks, document_root)
-    with _connect(url, token, "push") as (client, base):
-        existing = _find(client, project, title or folder.name, base)
+    with connect(url, token, "push") as server:
+        client, base = server.client, server.base
+        existing = find(client, project, title or folder.name, base)
         if existing is None:
             made = client.projects.create(title=title or folder.name, label_config=config,
                                           description=f"dataexplore batch {folder.name}")
@@ -136,8 +133,8 @@ def push(batch: str | os.PathLike, *, url: str | None = None, token: str | None 
                 client.import_storage.local.create(project=pid, path=storage, use_blob_urls=False,
                                                    title=f"dataexplore: {folder.name}")
             if storage is not None:
-                _check_served(client, base, tasks[0]["data"]["image"])
-            present = {_key(t) for t in _export(client, pid)} if existing is not None else set()
+                check_served(server, tasks[0]["data"]["image"])
+            present = {_key(t) for t in export(client, pid)} if existing is not None else set()
             new = [t for t in tasks if _key(t) not in present]
             if new:
                 client.projects.import_tasks(pid, request=new, commit_to_project=True)
@@ -150,22 +147,28 @@ def push(batch: str | os.PathLike, *, url: str | None = None, token: str | None 
 
 
 def pull(project: LiveProject | int | str, objects: Any = None, *, url: str | None = None, token: str | None = None,
-         field: str = "label", save_to: str | os.PathLike | None = None, **box_options: Any):
+         field: str = "label", save_to: str | os.PathLike | None = None, overwrite: bool = False,
+         **box_options: Any):
     """The finished annotations of a Label Studio project, as :func:`~dataexplore.labeling.import_labels`
     (or, for rectangle tasks, :func:`~dataexplore.labeling.import_boxes`) returns them.
 
     Parameters
     ----------
     project : LiveProject, int or str
-        What :func:`push` returned, or a project id or title on the server.
+        What :func:`push` returned, or a project on the server: an int is its id, a str its title.
     objects : Objects, optional
         Rectangle batches: the objects the batch was exported from (required for those).
     url, token : str, optional
-        Default: the project's server (for a LiveProject), else ``$LABEL_STUDIO_URL``; ``$LABEL_STUDIO_API_KEY``.
+        Default: the project's server (for a LiveProject), else ``$LABEL_STUDIO_URL``; ``$LABEL_STUDIO_API_KEY``
+        (for a LiveProject on another server than ``$LABEL_STUDIO_URL``, pass ``token=``: the environment's
+        token is not sent to another server).
     field : str
         The ``<Choices>`` control holding the class (classification batches).
     save_to : path, optional
-        Also keep the project's JSON export (annotators as e-mail addresses) in this file.
+        Also keep the project's JSON export (annotators as e-mail addresses) in this file (written
+        atomically; an existing file is replaced only with ``overwrite=True``).
+    overwrite : bool
+        Replace an existing ``save_to`` file.
     **box_options
         ``iou``, ``keep_iou``, ``kind`` for :func:`~dataexplore.labeling.import_boxes`.
 
@@ -184,20 +187,23 @@ def pull(project: LiveProject | int | str, objects: Any = None, *, url: str | No
     from . import import_boxes, import_labels
 
     if isinstance(project, LiveProject):
+        env_url = (os.environ.get(URL_ENV) or "").strip().rstrip("/")
+        if token is None and os.environ.get(TOKEN_ENV) and env_url != project.url.rstrip("/"):
+            raise DataexploreError(f"project {project.id} is on {project.url}, not on ${URL_ENV} "
+                                   f"({env_url or 'unset'}): pass that server's token= (${TOKEN_ENV} is not sent "
+                                   "to another server)")
         url = url or project.url
         project = project.id
-    with _connect(url, token, "pull") as (client, base):
-        found = _find(client, project, None, base)
+    if save_to is not None and Path(save_to).expanduser().exists() and not overwrite:
+        raise DataexploreError(f"{save_to} already exists: pass overwrite=True to replace it")
+    with connect(url, token, "pull") as server:
+        base = server.base
+        found = find(server.client, project, None, base)
         if found is None:
             raise DataexploreError(f"Label Studio at {base} has no project {project!r}")
         pid = found[0]
-        tasks = _export(client, pid)
-        users = {int(u.id): str(u.email or u.username or u.id) for u in client.users.list()}
-    for task in tasks:
-        for ann in task.get("annotations") or []:
-            who = ann.get("completed_by")
-            if isinstance(who, int) and who in users:
-                ann["completed_by"] = {"id": who, "email": users[who]}
+        tasks = export(server.client, pid)
+        name_annotators(server.client, tasks)
     boxes = any("dx_image_id" in (t.get("data") or {}) for t in tasks)
     if boxes and objects is None:
         raise DataexploreError(f"project {pid} holds rectangle tasks: pass the Objects the batch was exported "
@@ -207,7 +213,8 @@ def pull(project: LiveProject | int | str, objects: Any = None, *, url: str | No
             path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dx-ls-"))) / f"project-{pid}.json"
         else:
             path = Path(save_to).expanduser()
-        path.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+        text = json.dumps(tasks, ensure_ascii=False)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         if boxes:
             corrections = import_boxes(path, objects, format="label-studio", **box_options)
             return corrections if save_to else dataclasses.replace(corrections, source=f"{base}/projects/{pid}")
@@ -245,33 +252,39 @@ def _local_files(folder: Path, tasks: list[dict], document_root: Any) -> tuple[s
     image, rel = str(csv_value(table["image"].iloc[0])), str(csv_value(table["file_name"].iloc[0]))
     exported = Path(image[: len(image) - len(rel)] if image.endswith(rel) else os.path.dirname(image))
     root = Path(document_root or os.environ.get(ROOT_ENV) or exported).expanduser().resolve()
-    out, paths = [], []
+    paths = []
     for task in tasks:
         url = str(task["data"].get("image", ""))
         if not url.startswith(LOCAL_FILES):
             raise DataexploreError(f"{folder}: task {_key(task)!r} mixes an image URL with local files")
-        path = (exported / unquote(url[len(LOCAL_FILES):])).resolve()
+        paths.append((exported / unquote(url[len(LOCAL_FILES):])).resolve())
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataexploreError(f"{len(missing)} of the batch's {len(paths)} images are missing (first: {missing[0]}): "
+                               "export the batch again")
+    for path in paths:
         if not path.is_relative_to(root) or path.parent == root:
             raise DataexploreError(f"image {path} is not inside a folder under the document root {root}: start "
                                    f"Label Studio with {ROOT_ENV} set to a folder above the batch's images "
                                    "(and pass it as document_root=)")
-        paths.append(str(path))
-        out.append({**task, "data": {**task["data"], "image": LOCAL_FILES + quote(path.relative_to(root).as_posix())}})
-    return os.path.commonpath([os.path.dirname(p) for p in paths]), out
+    storage = _storage(folder, paths)
+    return str(storage), [{**t, "data": {**t["data"], "image": LOCAL_FILES + quote(p.relative_to(root).as_posix())}}
+                          for t, p in zip(tasks, paths)]
 
 
-def _check_served(client: Any, base: str, image: str) -> None:
-    """Fetch one image back through the server: local-files serving off, or another document root, shows here."""
-    rel = unquote(image[len(LOCAL_FILES):])
-    try:  # the SDK's own authenticated HTTP client (access token refreshed as needed)
-        answer = client._client_wrapper.httpx_client.request("data/local-files/", method="GET", params={"d": rel})
-    except AttributeError:  # another SDK layout: nothing to check with
-        return
-    if answer.status_code != 200:
-        raise DataexploreError(f"Label Studio at {base} does not serve the batch's images (HTTP "
-                               f"{answer.status_code} for {rel}): start it with "
-                               f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and {ROOT_ENV} set to the "
-                               "document root the tasks use (pass it as document_root=)")
+def _storage(folder: Path, paths: list[Path]) -> Path:
+    """The folder the Local files storage serves *whole*: the one holding the batch's images (or holding the
+    folders that hold them, as class folders do), never a wider common parent such as the home folder."""
+    folders = sorted({p.parent for p in paths})
+    common = Path(os.path.commonpath(folders))
+    home = Path.home().resolve()
+    if any(f != common and f.parent != common for f in folders) or common == home or home.is_relative_to(common):
+        shown = ", ".join(str(f) for f in folders[:2]) + (f" and {len(folders) - 2} more" if len(folders) > 2 else "")
+        where = f"unrelated folders ({shown})" if len(folders) > 1 else f"the home folder {common}"
+        raise DataexploreError(f"{folder}: the batch's images are in {where}, and serving them would serve all of "
+                               f"{common}: copy the images into one folder of their own and export again, or export "
+                               "with url_prefix= and serve them yourself")
+    return common
 
 
 def _key(task: dict) -> str:
@@ -281,93 +294,3 @@ def _key(task: dict) -> str:
 
 def _normal(config: Any) -> str:
     return "".join(str(config or "").split())
-
-
-# ---- the server -----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _connect(url: str | None, token: str | None, doing: str) -> Iterator[tuple[Any, str]]:
-    """The SDK's client on its own HTTP connection pool (closed afterwards), inside :func:`_server`."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from label_studio_sdk import LabelStudio
-    except ImportError:
-        raise DataexploreError("Label Studio push/pull needs the label-studio-sdk package: "
-                               'pip install "dataexplore[labelstudio]"') from None
-    import httpx
-
-    url = url or os.environ.get(URL_ENV)
-    token = token or os.environ.get(TOKEN_ENV)
-    if not url or not token:
-        raise DataexploreError(f"which Label Studio? pass url= and token= or set {URL_ENV} and {TOKEN_ENV} "
-                               "(a personal access token from Account & Settings)")
-    base = url.rstrip("/")
-    with httpx.Client(timeout=120, follow_redirects=True) as http, _server(base, doing):
-        yield LabelStudio(base_url=base, api_key=token, httpx_client=http), base
-
-
-@contextlib.contextmanager
-def _server(base: str, doing: str) -> Iterator[None]:
-    """Turn whatever the server or the network says into one clear line."""
-    import httpx
-    from label_studio_sdk.core.api_error import ApiError
-
-    try:
-        with warnings.catch_warnings():  # the SDK still uses pydantic-1 style APIs; not the user's business
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    except ApiError as exc:
-        raise DataexploreError(f"Label Studio at {base} refused the {doing}: {_said(exc)}") from None
-    except httpx.HTTPError as exc:
-        reason = " ".join(str(exc).split())[:200] or "no answer"
-        raise DataexploreError(f"cannot reach Label Studio at {base} for the {doing}: {type(exc).__name__}: "
-                               f"{reason} (is the server running?)") from None
-    except json.JSONDecodeError:
-        raise DataexploreError(f"{base} did not answer the {doing} like a Label Studio server (not JSON): "
-                               "check the URL") from None
-
-
-def _said(exc: Any) -> str:
-    body, status = exc.body, exc.status_code
-    detail = body
-    if isinstance(body, dict):
-        detail = body.get("validation_errors") or body.get("detail") or body.get("message") or body
-    text = " ".join(json.dumps(detail, ensure_ascii=False)[:300].split()) if not isinstance(detail, str) \
-        else " ".join(detail.split())[:300]
-    hint = ""
-    if status == 401:
-        hint = (" (use a personal access token from Account & Settings > Personal Access Token; legacy tokens "
-                "work only where the organization enables them)")
-    elif "local" in text.lower() and ("root" in text.lower() or "serving" in text.lower()):
-        hint = (" (start Label Studio with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
-                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to a folder above the batch's images)")
-    return f"HTTP {status}: {text}{hint}"
-
-
-def _find(client: Any, project: int | str | None, title: str | None, base: str) -> tuple[int, str] | None:
-    """The project ``project`` (an id or title), else the one titled ``title``; None if there is none."""
-    if isinstance(project, bool) or (project is not None and not isinstance(project, (int, str))):
-        raise DataexploreError(f"project must be an id, a title or what push returned, got {type(project).__name__}")
-    if isinstance(project, int) or (isinstance(project, str) and project.isdigit()):
-        got = client.projects.get(int(project))
-        return int(got.id), str(got.title)
-    wanted = project if project is not None else title
-    matches = [p for p in client.projects.list(title=wanted) if p.title == wanted]
-    if len(matches) > 1:
-        raise DataexploreError(f"Label Studio at {base} has {len(matches)} projects titled {wanted!r}: "
-                               f"pass project=<id> (one of {sorted(int(p.id) for p in matches)})")
-    if not matches and project is not None:
-        raise DataexploreError(f"Label Studio at {base} has no project titled {project!r}")
-    return (int(matches[0].id), str(matches[0].title)) if matches else None
-
-
-def _export(client: Any, pid: int) -> list[dict]:
-    """Every task of the project with its annotations (Label Studio's JSON export)."""
-    raw = b"".join(client.projects.exports.download_sync(pid, export_type="JSON", download_all_tasks=True))
-    try:
-        tasks = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DataexploreError(f"project {pid}'s export is not JSON: {raw[:120]!r}") from None
-    if not isinstance(tasks, list):
-        raise DataexploreError(f"project {pid}'s export is not a list of tasks")
-    return tasks

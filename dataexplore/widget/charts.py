@@ -115,13 +115,13 @@ def categorical_chart(values: pd.Series, name: str, top: int = TOP) -> Chart:
     ``(missing)`` when there are such rows."""
     try:
         raw, cats = pd.factorize(values, sort=True)
-    except TypeError:  # mixed types
-        raw, cats = pd.factorize(values.astype(str), sort=True)
+    except TypeError:  # mixed types: compared as text; missing values stay missing, not "None"/"nan" bars
+        raw, cats = pd.factorize(values.astype(str).where(values.notna()), sort=True)
     full = np.bincount(raw[raw >= 0], minlength=len(cats))
     order = np.argsort(-full, kind="stable")[:top]  # most common first; ties keep the natural order
     lookup = np.full(len(cats) + 1, -1, np.int64)  # factor code -> bar; the last entry is "missing"
     lookup[order] = np.arange(len(order))
-    labels = [str(cats[k]) for k in order]
+    labels = _unique([str(cats[k]) for k in order])
     if len(cats) > len(order):
         lookup[:-1][lookup[:-1] < 0] = len(labels)
         labels.append(OTHER)
@@ -130,6 +130,20 @@ def categorical_chart(values: pd.Series, name: str, top: int = TOP) -> Chart:
         labels.append(MISSING)
     codes = lookup[np.where(raw < 0, len(cats), raw)].astype(np.uint16)
     return Chart(name, "categorical", codes, labels, None, None, np.bincount(codes, minlength=len(labels)))
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Bar names as shown, made distinct: values whose text is equal (``1`` and ``"1"``) or that read
+    ``(other)``/``(missing)`` get a numbered suffix, so a bar's name picks exactly one bar."""
+    seen = {OTHER, MISSING}
+    out = []
+    for label in labels:
+        name, k = label, 2
+        while name in seen:
+            name, k = f"{label} ({k})", k + 1
+        seen.add(name)
+        out.append(name)
+    return out
 
 
 def make_chart(values: pd.Series, name: str, *, bins: int = BINS, top: int = TOP) -> Chart:

@@ -457,12 +457,13 @@ class Explorer(anywidget.AnyWidget):
         {'label': {'categories': ['Bag']}}
         """
         made = charts_mod.make_charts(columns, self.table, self.ids, len(self.xy), bins=bins, top=top)
-        had_filters = bool(self._cross and self._cross.filters)
+        old_filters = self._cross.describe() if self._cross and self._cross.filters else None
         self._cross = charts_mod.Crossfilter(made) if made else None
         self._charts_version += 1
         self._send_charts()
-        if had_filters:  # the selection they made stays, as rows
-            self._set_selection(self._selection(self.selection.indices, shape="combined"))
+        if old_filters:  # the selection they made stays, as rows, and says which filters made it
+            self._set_selection(self._selection(self.selection.indices, shape="combined",
+                                                provenance={**self.provenance, "filters": old_filters}))
 
     @property
     def filters(self) -> dict[str, dict[str, list]]:

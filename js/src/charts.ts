@@ -175,7 +175,10 @@ export class ChartsView {
       else now.add(i);
     } else if (now.size === 1 && now.has(i)) now.clear();
     else { now.clear(); now.add(i); }
-    this.send({ type: "filter", version: this.version, chart: k, ...(now.size ? { bars: [...now].sort((a, b) => a - b) } : {}) });
+    const bars = [...now].sort((a, b) => a - b);
+    // kept at once, not when the kernel answers: a quick second Shift+click builds on this one
+    this.filters[k] = now.size ? { bars } : {};
+    this.send({ type: "filter", version: this.version, chart: k, ...(now.size ? { bars } : {}) });
   }
 
   private binAt(plot: HTMLElement, bins: number, ev: MouseEvent): number {

@@ -4,10 +4,12 @@ the notebook in JupyterLab, not the launcher, and stopping the demo stops its se
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,15 +20,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _url_line(proc: subprocess.Popen, timeout: float) -> str:
+def _url_line(proc: subprocess.Popen, timeout: float, log: Path) -> str:
+    """The URL the demo prints on stdout once JupyterLab answers (read in a thread: a silent demo
+    cannot hang the test past ``timeout``)."""
+    lines: queue.Queue[str] = queue.Queue()
+    out = proc.stdout
+    assert out is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True).start()
     deadline = time.time() + timeout
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the demo prints the URL on stdout once JupyterLab answers
+    while time.time() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
         if line.strip().startswith("http://"):
             return line.strip()
-        if time.time() > deadline:
-            break
-    raise AssertionError(f"the demo printed no URL (exit status {proc.poll()})")
+    raise AssertionError(f"the demo printed no URL (exit status {proc.poll()}); its messages:\n"
+                         f"{log.read_text()[-3000:]}")
 
 
 def test_demo_prints_and_opens_a_url_that_lands_on_the_quickstart_notebook(page, tmp_path):
@@ -38,10 +50,12 @@ def test_demo_prints_and_opens_a_url_that_lands_on_the_quickstart_notebook(page,
     fake_browser.chmod(0o755)
     env = dict(os.environ, BROWSER=str(fake_browser), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"))
-    proc = subprocess.Popen([sys.executable, "-m", "dataexplore", "demo", "--n", "300"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    log = tmp_path / "demo.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dataexplore", "demo", "--n", "300"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
     try:
-        url = _url_line(proc, timeout=400)
+        url = _url_line(proc, timeout=400, log=log)
         assert "/lab/tree/examples/quickstart.ipynb?token=" in url
         assert opened.read_text() == url  # the browser was handed the same URL
         page.goto(url)

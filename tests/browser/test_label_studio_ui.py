@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
 
 import dataexplore as dx
 
-from .harness import CHROMIUM, launch_browser
+from .harness import CHROMIUM
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_a_pushed_task_shows_its_image_in_label_studio(label_studio):
+def test_a_pushed_task_shows_its_image_in_label_studio(label_studio, browser):
+    # the session's chromium (tests/browser/conftest.py): playwright's sync API runs once per process
     if not os.path.exists(CHROMIUM):
         pytest.skip("browser tests need chromium (apt-get install chromium); .ci/setup installs it")
     pytest.importorskip("playwright")
@@ -25,8 +27,8 @@ def test_a_pushed_task_shows_its_image_in_label_studio(label_studio):
     with label_studio.api(label_studio.admin) as api:
         task = api.get("/api/tasks", params={"project": project.id}).json()["tasks"][0]
 
-    with launch_browser() as browser:
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    with contextlib.closing(browser.new_context(viewport={"width": 1400, "height": 1000})) as context:
+        page = context.new_page()
         served = []  # what the server answered for the task's image, through its local-files storage
         page.on("response", lambda r: served.append((r.status, r.headers.get("content-type")))
                 if r.url.endswith(task["data"]["image"]) else None)
