@@ -58,11 +58,11 @@ def pandas_step(df: pd.DataFrame, edges: np.ndarray, lo: float, hi: float) -> tu
     return rows, [label.to_numpy(), split.to_numpy(), score]
 
 
-def median_time(fn, repeats: int) -> tuple[float, object]:
+def median_time(fn, *args, repeats: int) -> tuple[float, object]:
     times, out = [], None
     for _ in range(repeats):
         t = time.perf_counter()
-        out = fn()
+        out = fn(*args)
         times.append(time.perf_counter() - t)
     return float(np.median(times)), out
 
@@ -83,8 +83,8 @@ def main() -> None:
         edges = cross.charts[2].edges
         assert edges is not None
         lo, hi = float(edges[8]), float(edges[13])  # a brush from one bin edge to another
-        ours, (rows, counts) = median_time(lambda: dataexplore_step(cross, lo, hi), args.repeats)
-        theirs, (prows, pcounts) = median_time(lambda: pandas_step(df, edges, lo, hi), args.repeats)
+        ours, (rows, counts) = median_time(dataexplore_step, cross, lo, hi, repeats=args.repeats)
+        theirs, (prows, pcounts) = median_time(pandas_step, df, edges, lo, hi, repeats=args.repeats)
         np.testing.assert_array_equal(rows, prows)
         # dataexplore's bars are ordered by count; compare as {label: count} and the histogram bin by bin
         labels = cross.charts[0].labels
