@@ -22,6 +22,11 @@ and the data-quality checks work on the same vectors::
     dx.outliers(emb)                    # outlier, uniqueness and representativeness scores
     dx.sample(pool, 200, "diverse")     # a labeling budget spent well (balance_by=[...] too)
 
+and a gap the data cannot fill becomes a generation request, checked when the images come back::
+
+    req = cov.to_generation(0, n=200)   # prompts, negatives, exemplars; req.save / to_jsonl / to_diffusers_script
+    dx.check_generated(req, pixels)     # off-target and duplicate images flagged, coverage before/after
+
 and detection datasets are objects: boxes in images, embedded as crops::
 
     objects = dx.load_objects("instances.json", predictions="results.json")  # COCO, YOLO, Label Studio, FiftyOne
@@ -70,6 +75,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "sample": ("analysis", "sample"),
     "Query": ("query", "Query"),
     "load_query": ("query", "load_query"),
+    "GenerationRequest": ("query.generation", "GenerationRequest"),
+    "generation_request": ("query.generation", "generation_request"),
+    "load_generation": ("query.generation", "load_generation"),
+    "check_generated": ("analysis.generated", "check_generated"),
     "export_labeling": ("labeling", "export_labeling"),
     "import_labels": ("labeling", "import_labels"),
     "apply_labels": ("labeling", "apply_labels"),
@@ -94,6 +103,7 @@ __all__ = [
     "load_model", "Selection",
     "Explorer", "explore", "coverage", "concepts", "failures", "match", "clusters",
     "duplicates", "label_errors", "outliers", "sample", "Query", "load_query",
+    "GenerationRequest", "generation_request", "load_generation", "check_generated",
     "export_labeling", "import_labels", "apply_labels", "export_boxes", "import_boxes",
     "datasets", "models", "cache", "images", "analysis", "fiftyone", "query", "labeling",
 ]
@@ -101,6 +111,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from . import analysis, labeling, models, query
     from .analysis import clusters, concepts, coverage, duplicates, failures, label_errors, match, outliers, sample
+    from .analysis.generated import check_generated
     from .app import Explorer, explore
     from .core import images
     from .core.crops import crops
@@ -115,6 +126,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .models.detector import ComponentDetector
     from .projection import Projection, project
     from .query import Query, load_query
+    from .query.generation import GenerationRequest, generation_request, load_generation
     from .sources import datasets, load
     from .sources.detections import load_objects
     from .sources.scenes import fashion_scenes

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_example_notebook_runs_in_ci_or_says_what_it_needs():
     executed_by_tests = {"quickstart.ipynb", "coverage.ipynb", "failures.ipynb",  # test_demo, test_examples
                          "collection_queries.ipynb", "fiftyone.ipynb", "closing_the_loop.ipynb", "data_quality.ipynb",
-                         "objects.ipynb"}
+                         "objects.ipynb", "synthetic.ipynb"}
     installed_in_ci = {"fiftyone"}  # extras the dev install has and Binder's does not
     for path in sorted((ROOT / "examples").glob("*.ipynb")):
         needs = nbformat.read(path, as_version=4).metadata.get("dataexplore", {}).get("requires")
@@ -42,7 +42,7 @@ def test_a_venv_from_the_binder_files_runs_every_example(tmp_path):
     res = run("bash", "binder/postBuild")
     out = res.stdout
     for name in ("quickstart", "coverage", "failures", "collection_queries", "closing_the_loop", "data_quality",
-                 "objects"):
+                 "objects", "synthetic"):
         assert f"ran {name}.ipynb" in out, out
     assert "skip your_own_images.ipynb (needs network, gpu)" in out
     assert "skip fiftyone.ipynb (needs fiftyone)" in out

@@ -199,3 +199,41 @@ def test_objects_notebook_finds_the_detectors_weak_spot_and_brings_corrected_box
     assert "'added': 0" not in fixes and "'not annotated': 0" in fixes
     back = text_of(cell_with(cells, "corrected = fixes.apply(both)"))
     assert "100% of the true boxes recovered" in back
+
+
+@pytest.mark.slow
+def test_synthetic_notebook_fills_the_gap_with_checked_generated_images_and_catches_a_bad_batch(tmp_path,
+                                                                                                 monkeypatch):
+    import json
+
+    cells = run_notebook("synthetic.ipynb", tmp_path, monkeypatch)
+    before = text_of(cell_with(cells, "model = fit(x_train[labelled]"))
+    assert float(before.split("on sandals ")[1].split("%")[0]) <= 10  # the model fails on the class it hardly saw
+    assert text_of(cell_with(cells, "cov = dx.coverage(")).startswith("gap at rank 0:")  # the analysis finds it
+    asked = text_of(cell_with(cells, "req = cov.to_generation(")).splitlines()
+    assert "'a photo of a sandal'" in asked[0] and "sneaker" in asked[0].split("negative:")[1]
+    assert "request.json" in asked[1]
+    line = json.loads((tmp_path / "requests" / "sandals.jsonl").read_text().splitlines()[0])
+    assert line["prompt"] == "a photo of a sandal" and line["n"] == 300 and len(line["exemplars"]) == 8
+    checked = text_of(cell_with(cells, "check = dx.check_generated(req, images")).splitlines()
+    assert checked[0].startswith("verdict: usable")
+    kept = int(checked[1].split("kept ")[1].split()[0])
+    cover_before, cover_after = (float(checked[1].split(f"{w} ")[1].split(",")[0]) for w in ("before", "after"))
+    # measured: 224 of 300 kept, gap covered 0.08 -> 0.57
+    assert kept >= 180 and cover_after >= cover_before + 0.3
+    assert has_output(cell_with(cells, "px.imshow("), "application/vnd.plotly.v1+json")
+    table = text_of(cell_with(cells, "query = cov.selection(gap).to_query("))
+    rows = {}
+    for row in (line.rsplit(maxsplit=3) for line in table.splitlines()):
+        if len(row) == 4 and row[-1].isdigit():
+            rows[row[0].strip()] = (float(row[1]), float(row[2]), int(row[3]))
+    none, synthetic, real = rows["none"], rows["synthetic (checked)"], rows["real (query)"]
+    # measured (slice, overall): none 0.010, 0.742; synthetic 0.610, 0.796; real 0.703, 0.804
+    assert synthetic[0] >= none[0] + 0.3 and synthetic[1] >= none[1] - 0.005
+    assert real[0] >= none[0] + 0.3 and synthetic[2] == real[2] == kept
+    bad = text_of(cell_with(cells, "bad_check = dx.check_generated(")).splitlines()
+    assert "revise the prompts" in bad[0] and "duplicates: vary seeds" in bad[0]
+    off, dup, kept_bad = (int(bad[1].split(f"{w} ")[1].split()[0]) for w in ("off-target", "duplicates", "kept"))
+    # planted: 120 wrong-prompt images, 80 extra copies of 40; measured 142 off-target, 132 duplicates, 34 kept
+    assert off >= 100 and dup >= 70 and kept_bad <= 60
+    assert float(bad[2].split(": ")[1].rstrip("%")) >= 85  # measured 96 % of the wrong-prompt images flagged

@@ -101,6 +101,39 @@ class ConceptCoverage(GroupResult):
         return Query.from_text(phrase(concept, self.phrases), self.model["name"], self.model["pretrained"],
                                name=concept, threshold=tau)
 
+    def to_generation(self, concept: str, n: int = 100, **kwargs):
+        """A :class:`~dataexplore.query.generation.GenerationRequest` for ``n`` images of ``concept``.
+
+        With two sets the gap is the second set's images of the concept and the first set is the
+        covered side; with one set, its images of the concept against the rest.
+
+        Examples
+        --------
+        >>> cc = dx.concepts(train, other=production)  # doctest: +SKIP
+        >>> req = cc.to_generation(cc.missing()[0], n=200)  # doctest: +SKIP
+        """
+        from ..query.generation_words import request_from
+
+        if concept not in set(self.table["name"]):
+            raise DataexploreError(f"{concept!r} was not checked here; checked: {sorted(self.table['name'])[:20]}")
+        pos = self._position(concept)
+        first, second = self._sources[0], self._sources[-1]
+        hits = np.zeros(len(self.ids), bool)
+        hits[self.members[pos]] = True
+        if len(self._sources) > 1:
+            gap, ref = second.subset(hits[len(first):]), first
+        else:
+            gap, ref = first.subset(hits), first.subset(~hits)
+        if len(gap) == 0:
+            raise DataexploreError(f"no image matches {concept!r} here: a request needs examples of it (give "
+                                   "other= a set that has some)")
+        from ..language.vocabulary import phrase
+
+        source = {"analysis": self.title, "group": concept, "description": str(self.table["description"].iloc[pos])}
+        kwargs = {"name": concept, "target_size": len(second), **kwargs}
+        return request_from(gap, ref, n=n, kind="missing concept", words=[phrase(concept, self.phrases)],
+                            source=source, **kwargs)
+
     def plot(self, top: int = 40):
         """Horizontal bars of the share of each set matching each concept (plotly Figure)."""
         from .plots import concept_bars

@@ -96,6 +96,24 @@ class Coverage(GroupResult):
         """Over-representation score per reference sample (see :attr:`redundant`)."""
         return self.redundant.scores
 
+    def to_generation(self, k: int | str = 0, n: int = 100, **kwargs):
+        """Region ``k`` as a :class:`~dataexplore.query.generation.GenerationRequest` for ``n`` images.
+
+        Keywords go to :func:`~dataexplore.query.generation_words.request_from` (``max_prompts``, ``seed``, ...).
+
+        Examples
+        --------
+        >>> req = dx.coverage(train, production).to_generation(0, n=200)  # doctest: +SKIP
+        """
+        from ..query.generation_words import request_from
+
+        pos, (ref, tgt) = self._position(k), self._inputs[:2]
+        row = self.table.iloc[pos]
+        source = {"analysis": self.title, "group": str(row["name"]), "description": str(row["description"])}
+        kwargs = {"name": source["group"], "k": self.k, "target_size": len(tgt), **kwargs}
+        return request_from(tgt.subset(self.members[pos]), ref, n=n, kind="coverage gap", source=source,
+                            words=[w for w in source["description"].split(", ") if w], **kwargs)
+
     def plot(self, top: int = 20):
         """Size and mean score of each region (plotly Figure)."""
         from .plots import region_bars
@@ -202,9 +220,12 @@ def coverage(reference: Any, target: Any, *, model: str = "fashion-tiny", k: int
 
 
 def under_coverage(reference: np.ndarray, target: np.ndarray, *, k: int, rows: np.ndarray | None = None,
-                   alpha: float = 0.05, backend: str = "auto", random_state: int = 0, global_view: bool = True) -> dict:
+                   alpha: float = 0.05, backend: str = "auto", random_state: int = 0, global_view: bool = True,
+                   expected: float | None = None) -> dict:
     """Per-target-sample coverage measures (see the module docs); ``rows`` restricts the count score
     to some target samples (e.g. one failure slice), then without the global view or calibration.
+    ``expected`` overrides the expected share of reference neighbours (for parts of larger sets: a
+    gap and the reference around it, measured as in the whole sets).
 
     Returns a dict: ``count`` (0..1), ``share`` (of reference neighbours), ``p0`` (expected share),
     ``q`` (FDR-adjusted p-values), ``core`` (bool), ``score`` (joined), ``calibration`` (Series of
@@ -221,7 +242,7 @@ def under_coverage(reference: np.ndarray, target: np.ndarray, *, k: int, rows: n
     from scipy.stats import binom, false_discovery_control
 
     n_ref, n_tgt = len(reference), len(target)
-    p0 = n_ref / (n_ref + n_tgt - 1)
+    p0 = n_ref / (n_ref + n_tgt - 1) if expected is None else float(expected)
     rng = np.random.default_rng(random_state)
     queries = np.arange(n_tgt) if rows is None else np.asarray(rows, np.int64)
     cal = np.sort(rng.choice(n_ref, min(CALIBRATION, max(n_ref // 2, 1)), replace=False)) \

@@ -145,6 +145,26 @@ class FailureSlices(GroupResult):
 
         return recommend(self, k, pool, n, probabilities=probabilities, **search_kwargs)
 
+    def to_generation(self, k: int | str = 0, n: int = 100, **kwargs):
+        """Slice ``k`` as a :class:`~dataexplore.query.generation.GenerationRequest` for ``n`` images; the
+        covered side is the ``reference=`` set when given, else the samples outside the slice.
+
+        Examples
+        --------
+        >>> req = dx.failures(test, correct=ok, reference=train).to_generation(0, n=100)  # doctest: +SKIP
+        """
+        from ..query.generation_words import request_from
+
+        pos, emb = self._position(k), self.embeddings
+        row = self.table.iloc[pos]
+        inside = np.zeros(len(emb), bool)
+        inside[self.members[pos]] = True
+        ref = self.reference if self.reference is not None else emb.subset(~inside)
+        source = {"analysis": self.title, "group": str(row["name"]), "description": str(row["description"])}
+        kwargs = {"name": source["group"], "target_size": len(emb), **kwargs}
+        return request_from(emb.subset(inside), ref, n=n, kind="failure slice", source=source,
+                            words=[w for w in source["description"].split(", ") if w], **kwargs)
+
 
 def failures(data: Any, correct: Any = None, *, loss: Any = None, reference: Any = None,
              model: str = "fashion-tiny", min_lift: float = 1.5, alpha: float = 0.05, min_size: int | None = None,

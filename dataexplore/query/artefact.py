@@ -15,7 +15,6 @@ gives the same bytes and ``git diff`` shows what changed.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import pandas as pd
 from ..core.errors import DataexploreError, SourceError
 from ..core.ids import rows_of
 from . import probe as _probe
+from .jsonsafe import now as _now, rounded as _rounded
 
 FORMAT = "dataexplore.query/1"
 _ARRAYS = ("vectors", "centroid", "coef", "text_vector")
@@ -156,6 +156,35 @@ class Query:
         from .search import search
 
         return search(self, pool, top=top, **kwargs)
+
+    def to_generation(self, n: int = 100, *, reference: Any = None, **kwargs):
+        """A :class:`~dataexplore.query.generation.GenerationRequest` for ``n`` more such images.
+
+        Parameters
+        ----------
+        n : int
+        reference : Embeddings
+            The covered samples to set the selection apart from (e.g. the map's or the training
+            set's embeddings; the query's own ids are left out).
+
+        Examples
+        --------
+        >>> req = q.to_generation(100, reference=train)  # doctest: +SKIP
+        """
+        from ..core.embeddings import Embeddings
+        from .generation_words import request_from
+
+        if self.vectors is None or not len(self.ids):
+            raise DataexploreError("a text query has no images to describe or check generations against: search a "
+                                   "pool with it and make a request from what it finds")
+        if not isinstance(reference, Embeddings):
+            raise DataexploreError("query.to_generation needs reference= (Embeddings of the covered data, e.g. the "
+                                   "map's)")
+        outside = ~np.isin(reference.ids, self.ids.astype(str))
+        gap = Embeddings(ids=self.ids, vectors=self.vectors, model=dict(self.model))
+        source = {"analysis": "Query", "group": self.name, "description": self.description}
+        return request_from(gap, reference.subset(outside), n=n, kind="query", words=list(self.concepts[:1]),
+                            source=source, **{"name": self.name, **kwargs})
 
     # ---- saving -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -457,22 +486,3 @@ def _describe(emb, positives: np.ndarray) -> list[str]:
         return []
     labels = emb.table["label"] if "label" in emb.table.columns else None
     return Describer(emb.vectors, clip, vocabulary(None, labels), labels=labels).top(positives, 5)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _rounded(value: Any) -> Any:
-    """JSON-ready copy with floats rounded to 6 significant digits and numpy scalars unwrapped."""
-    if isinstance(value, dict):
-        return {str(k): _rounded(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_rounded(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, (np.floating, float)):
-        return float(f"{float(value):.6g}")
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
