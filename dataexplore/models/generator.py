@@ -3,10 +3,10 @@
 Why: a generation request (prompts in words, see the gap → generation workflow) needs a
 generator to run on offline machines (CI, the demo), the way ``fashion-tiny`` is a CLIP that
 needs no download. ``fashion-gen`` is the decoder (with its learned conditional prior) of a
-conditional VAE trained on the Fashion-MNIST train split by ``train_fashion_gen.py`` (2,000
-steps, a few minutes on a 2-core CPU; ``train_seconds`` in ``fashion-gen/metrics.json``; 0.95 MB
-of fp16 weights). It is conditioned on ``fashion-tiny``'s text embedding of a caption, so any
-prompt string runs::
+conditional VAE trained on the Fashion-MNIST train split by ``train_fashion_gen.py``
+(2,000 steps; the shipped weights took 1,075 s on a 2-core CPU shared with other jobs,
+``train_seconds`` in ``fashion-gen/metrics.json``; 0.95 MB of fp16 weights). It is conditioned
+on ``fashion-tiny``'s text embedding of a caption, so any prompt string runs::
 
     prompt --fashion-tiny text tower--> 128-d unit vector e
     eps ~ N(0, I) from the seed;  z = mu(e) + sigma(e) * eps;  image = sigmoid(decoder(z, e))
