@@ -8,6 +8,7 @@ covered class, noisy copies of the exemplars and of each other) are judged as a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -229,6 +230,30 @@ def test_the_diffusers_script_runs_the_jsonl_and_its_images_are_checked(gaps, da
     check = dx.check_generated(req, out, duplicates=False)
     assert len(check) == req.n and check.table["prompt"].tolist() == [0] * req.n
     assert check.summary["covered_after"] > check.summary["covered_before"] + 0.3
+    # the prompts edited (a new version): its script refuses the old folder, and the check refuses old images
+    edited = dataclasses.replace(req, version=req.version + 1,
+                                 prompts=[{**p, "prompt": p["prompt"] + ", white background"} for p in req.prompts])
+    script2 = edited.to_diffusers_script(tmp_path / "make2" / "generate.py", model_id="my/model")
+    stale = subprocess.run([sys.executable, str(script2), "--out", str(out)], capture_output=True, text=True,
+                           env={"PYTHONPATH": str(fake), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert stale.returncode != 0 and "made for other prompts" in stale.stderr
+    assert len(list(out.glob("*.png"))) == req.n  # nothing overwritten, nothing added
+    with pytest.raises(DataexploreError, match=f"made for other prompts .*not version {edited.version}"):
+        dx.check_generated(edited, out, duplicates=False)
+
+
+def test_a_request_does_not_choose_local_files_to_load(gaps, data):
+    _, _, req = gaps[5]
+    pixels = held_out(data[2], 5, 10, seed=0)
+    for name, tag in (("local-dir:/tmp/somewhere", None), ("ViT-B-32", "/home/me/weights.bin"), ("", None)):
+        shared = dataclasses.replace(req, model={**req.model, "name": name, "pretrained": tag})
+        with pytest.raises(DataexploreError, match="pass model=") as err:
+            dx.check_generated(shared, pixels, prompts=[0] * 10, duplicates=False)
+        assert "\n" not in str(err.value)
+    # the caller names the model: it is loaded (and must be the request's: same weights)
+    shared = dataclasses.replace(req, model={**req.model, "name": "local-dir:/tmp/somewhere"})
+    check = dx.check_generated(shared, pixels, prompts=[0] * 10, duplicates=False, model="fashion-tiny")
+    assert len(check) == 10
 
 
 # ---- the check -----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ The images kept (neither off-target nor a duplicate) are :attr:`GenerationCheck.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -133,8 +134,9 @@ class GenerationCheck:
 
 
 def check_generated(request: Any, images: Any, *, prompts: Sequence[Any] | None = None, projection: Any = None,
-                    duplicates: bool = True, k: int = K_SIDE, floor: float = FLOOR, cache_dir: Any = None,
-                    progress: bool = False, random_state: int = 0) -> GenerationCheck:
+                    duplicates: bool = True, k: int = K_SIDE, floor: float = FLOOR, model: str | None = None,
+                    pretrained: str | None = None, cache_dir: Any = None, progress: bool = False,
+                    random_state: int = 0) -> GenerationCheck:
     """Judge generated images against the gap of ``request`` (see the module docs).
 
     Parameters
@@ -156,6 +158,12 @@ def check_generated(request: Any, images: Any, *, prompts: Sequence[Any] | None 
         Most similar gap members / reference samples averaged per side.
     floor : float
         Quantile of the gap members' nearest-member similarity under which an image is unlike the gap.
+    model, pretrained : str, optional
+        The embedding model to use; it must be the request's (its weights are compared). Default: the
+        one the request names, when that is a built-in model or an open_clip architecture with a
+        weights tag. A request naming a local folder or weights file is not loaded from it: a request
+        is data from elsewhere and does not choose files to load; pass ``model=`` (and ``pretrained=``)
+        yourself.
 
     Returns
     -------
@@ -175,14 +183,14 @@ def check_generated(request: Any, images: Any, *, prompts: Sequence[Any] | None 
         request = load_generation(request)
     if not isinstance(request, GenerationRequest):
         raise DataexploreError(f"check_generated needs a GenerationRequest or its folder, got {type(request).__name__}")
+    name, pretrained = _model_to_load(request.model, model, pretrained)
     samples = _samples(request, images, prompts)
-    model = request.model
-    emb = embed(samples, model.get("name") or "fashion-tiny", model.get("pretrained"), cache_dir=cache_dir,
-                progress=progress)
+    model_identity = request.model
+    emb = embed(samples, name, pretrained, cache_dir=cache_dir, progress=progress)
     if len(emb) < len(samples):
         raise DataexploreError(f"{len(samples) - len(emb)} generated images could not be read: "
                                f"{emb.failures['reason'].iloc[0]}")
-    if model.get("weights") and emb.model.get("weights") != model["weights"]:
+    if model_identity.get("weights") and emb.model.get("weights") != model_identity["weights"]:
         raise DataexploreError("the request's model is not the one these images were embedded with: its weights differ")
     table = _targets(request, emb, samples.table["prompt"].to_numpy(), k, floor)
     table["duplicate_of"] = _duplicate_of(request, emb, cache_dir, random_state) if duplicates else None
@@ -192,6 +200,41 @@ def check_generated(request: Any, images: Any, *, prompts: Sequence[Any] | None 
         table["x"], table["y"] = xy[:, 0], xy[:, 1]
     per = _coverage_table(request, emb.vectors, table, random_state)
     return GenerationCheck(request, emb, table, per, _verdict(per.loc["all"], request))
+
+
+def _model_to_load(identity: dict, model: str | None, pretrained: str | None) -> tuple[str, str | None]:
+    """The model to embed with: the caller's, or the request's when loading it reads no local file."""
+    if model is not None:
+        return model, pretrained
+    name, tag = identity.get("name"), identity.get("pretrained")
+    if not isinstance(name, str) or not name:
+        raise DataexploreError("the request names no embedding model: pass model= (the one its gap was embedded with)")
+    files = (".pt", ".pth", ".bin", ".safetensors")
+    local = [v for v in (name, tag) if isinstance(v, str) and
+             (v.startswith("local-dir:") or "/" in v or "\\" in v or v.endswith(files))]
+    if local:
+        raise DataexploreError(f"the request names a local model ({local[0]!r}); a request does not choose files to "
+                               "load: pass model= (and pretrained=) yourself")
+    return name, tag if isinstance(tag, str) else None
+
+
+def _check_made_for(folder: Path, request) -> None:
+    """A folder the request's script filled says what its images were made for; it must be this request."""
+    from ..query.generation_script import MANIFEST
+
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        made_for = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataexploreError(f"{manifest}: unreadable ({exc})") from None
+    want = {"request": request.name, "version": request.version, "prompts": [p["prompt"] for p in request.prompts]}
+    if not isinstance(made_for, dict) or made_for != want:
+        got = made_for.get("version") if isinstance(made_for, dict) else None
+        raise DataexploreError(f"{folder}: its images were made for other prompts (version {got!r} of "
+                               f"{made_for.get('request') if isinstance(made_for, dict) else '?'!r}), not version "
+                               f"{request.version} of {request.name!r}")
 
 
 def _samples(request, images: Any, prompts: Sequence[Any] | None):
@@ -226,6 +269,8 @@ def _samples(request, images: Any, prompts: Sequence[Any] | None):
         ids = [f"gen-{i:05d}" for i in range(len(images))]
         return Samples(pd.DataFrame({"id": ids, "prompt": [index(p) for p in prompts]}), images=images,
                        name=f"generated for {request.name}")
+    if isinstance(images, (str, os.PathLike)) and Path(images).expanduser().is_dir():
+        _check_made_for(Path(images).expanduser(), request)
     files = _files(images)
     rows = []
     for f in files:
@@ -241,7 +286,8 @@ def _files(images: Any) -> list[Path]:
         folder = Path(images).expanduser()
         if not folder.is_dir():
             raise DataexploreError(f"{folder} is not a folder of generated images")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        files = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not p.name.startswith("."))
     elif isinstance(images, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in images):
         files = [Path(p).expanduser() for p in images]
     else:
@@ -346,10 +392,11 @@ def _coverage_table(request, vectors: np.ndarray, table: pd.DataFrame, random_st
     m = request.measure
     ref, gap = request.reference_vectors[:m["near"]], request.gap_vectors
 
+    kk = min(int(m["k"]), len(ref) + len(gap) - 2)  # one k for before and after: the same yardstick
+
     def measure(extra: np.ndarray) -> tuple[float, float]:
-        if len(gap) < 2:
+        if len(gap) < 2 or kk < 1:
             return float("nan"), float("nan")
-        kk = min(int(m["k"]), len(ref) + len(extra) + len(gap) - 2)
         count = under_coverage(np.r_[ref, extra], gap, k=kk, global_view=False, random_state=random_state,
                                expected=m["expected"])["count"]
         return float(np.mean(count < UNDER_COVERED)), float(np.mean(count))

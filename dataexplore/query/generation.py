@@ -175,7 +175,7 @@ class GenerationRequest:
         path = Path(path).expanduser()
         lines = Path(jsonl).expanduser() if jsonl is not None else path.with_suffix(".jsonl")
         self.to_jsonl(lines)
-        rel = os.path.relpath(lines, path.parent) if lines.parent == path.parent else str(lines)
+        rel = lines.name if lines.parent.resolve() == path.parent.resolve() else str(lines.resolve())
         path.write_text(script_text(model_id, rel, self.name), encoding="utf-8")
         return path
 
@@ -326,6 +326,9 @@ def _read_arrays(folder: Path, rows: dict[str, int]) -> dict[str, np.ndarray]:
                                       f"got {dtype} {shape}")
                 if shape[0] != n_rows and not (n_rows < 0 and shape[0] <= -n_rows):  # negative: at most
                     raise SourceError(f"{file}: {shape[0]:,} rows for {n_rows:,} ids in request.json")
+                expected = fh.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if os.path.getsize(file) != expected:  # checked before numpy reserves memory for the header's shape
+                    raise SourceError(f"{file}: {os.path.getsize(file):,} bytes where its header says {expected:,}")
                 fh.seek(0)
                 arr = np.lib.format.read_array(fh, allow_pickle=False)
         except SourceError:

@@ -12,7 +12,9 @@ Needs: pip install diffusers transformers accelerate torch
 Run:   python {script} --out generated/ [--model-id ID] [--device cuda] [--steps N] [--guidance G]
 Each JSONL line asks for n images of one prompt; image k of line i is saved as <out>/p<i>-<k>.png
 (zero-padded), seeded with the line's seed + k, and skipped when it already exists (rerun to
-resume). Then check them: dx.check_generated(dx.load_generation("<request folder>"), "generated/").
+resume). <out>/{manifest} records the request, version and prompts the images are for: a folder
+made for other prompts is refused, so old images are never taken for new prompts. Then check them:
+dx.check_generated(dx.load_generation("<request folder>"), "generated/").
 """
 
 import argparse
@@ -68,15 +70,26 @@ def main(argv=None):
         extra["num_inference_steps"] = args.steps
     if args.guidance is not None:
         extra["guidance_scale"] = args.guidance
+    lines = read_lines(args.jsonl)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    made_for = {{"request": lines[0].get("request") if lines else None,
+                "version": lines[0].get("version") if lines else None, "prompts": [x["prompt"] for x in lines]}}
+    manifest = out / "{manifest}"
+    if manifest.exists():
+        if json.loads(manifest.read_text(encoding="utf-8")) != made_for:
+            raise SystemExit(f"{{out}} holds images made for other prompts (see {{manifest.name}}): use a new --out")
+    else:
+        manifest.write_text(json.dumps(made_for, ensure_ascii=False), encoding="utf-8")
     made = 0
-    for name, prompt, negative, seed in plan(read_lines(args.jsonl)):
+    for name, prompt, negative, seed in plan(lines):
         if (out / name).exists():
             continue
         generator = torch.Generator(device=device).manual_seed(seed)
         image = pipe(prompt=prompt, negative_prompt=negative, generator=generator, **extra).images[0]
-        image.save(out / name)
+        partial = out / (".partial-" + name)  # a run stopped mid-save leaves no truncated image to skip later
+        image.save(partial, format="PNG")
+        os.replace(partial, out / name)
         made += 1
     print(f"{{made}} images written to {{out}}")
 
@@ -86,7 +99,12 @@ if __name__ == "__main__":
 '''
 
 
+#: What the script writes into its output folder: the request, version and prompts its images are for.
+MANIFEST = "dataexplore-images.json"
+
+
 def script_text(model_id: str, jsonl: str, name: str) -> str:
-    """The script's source, with the model id, the JSONL path and the request's name filled in."""
+    """The script's source, with the model id, the JSONL path and the request's name filled in
+    (as JSON string literals: data, never code)."""
     return TEMPLATE.format(name=json.dumps(name)[1:-1].replace('"""', ""), script="this script",
-                           jsonl=json.dumps(str(jsonl)), model_id=json.dumps(str(model_id)))
+                           jsonl=json.dumps(str(jsonl)), model_id=json.dumps(str(model_id)), manifest=MANIFEST)

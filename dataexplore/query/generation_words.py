@@ -96,9 +96,10 @@ def request_from(gap: Any, reference: Any, *, n: int, name: str, kind: str, word
     if not concepts:
         concepts, weights = [name], [1.0]
     counts = split_count(n, weights)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]  # image k of prompt i gets seed + starts[i] + k: no two images share one
     prompts = [{"prompt": _sentence(c, [a for a in attributes if a != c]), "negative_prompt": _negative(negatives),
-                "n": int(k), "seed": int(seed + 1000 * i), "concept": c, "weight": float(w)}
-               for i, (c, w, k) in enumerate(zip(concepts, weights, counts))]
+                "n": int(k), "seed": int(seed + start), "concept": c, "weight": float(w)}
+               for c, w, k, start in zip(concepts, weights, counts, starts)]
     ex = keep[medoids(g, exemplars)]
     ex_emb = gap.subset(ex)
     images, paths = _exemplar_pixels(ex_emb)
