@@ -199,3 +199,20 @@ def test_file_names_made_from_names_stay_inside_their_folder():
         assert name and "/" not in name and "\\" not in name and not name.startswith(".") and len(name) <= 100
     assert safe_name("T-shirt/top") == "T-shirt_top" and safe_name("Ankle boot") == "Ankle_boot"
     assert len(safe_name("靴" * 90).encode()) <= 180  # file systems count bytes, not characters
+
+
+def test_a_shared_query_does_not_choose_local_files_to_load(tmp_path):
+    """A query file names its model; a local folder or weights file named there is never loaded by itself
+    (a pickled checkpoint can run code): the caller names the model instead."""
+    path = dx.Query.from_text("sandal").save(tmp_path / "sandal.dxq")
+    meta = json.loads((path / "query.json").read_text())
+    for name, tag in (("local-dir:/tmp/elsewhere", None), ("ViT-B-32", "/tmp/weights.bin")):
+        meta["model"] = {**meta["model"], "name": name, "pretrained": tag}
+        (path / "query.json").write_text(json.dumps(meta))
+        shared = load_query(path)
+        with pytest.raises(DataexploreError, match="pass model=") as err:
+            shared.search("fashion-mnist:test:50", top=5, progress=False)
+        assert "\n" not in str(err.value)
+    # named by the caller (and the same weights as the query's): it searches
+    result = shared.search("fashion-mnist:test:50", top=5, progress=False, model="fashion-tiny")
+    assert len(result.table) == 5

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..core.errors import DataexploreError
 from ..core.selection import Selection, as_selection
+from ..models.trust import model_to_load
 from .verdicts import UNDER_COVERED
 
 #: Gap members and reference samples averaged per side when deciding off-target.
@@ -183,7 +184,7 @@ def check_generated(request: Any, images: Any, *, prompts: Sequence[Any] | None 
         request = load_generation(request)
     if not isinstance(request, GenerationRequest):
         raise DataexploreError(f"check_generated needs a GenerationRequest or its folder, got {type(request).__name__}")
-    name, pretrained = _model_to_load(request.model, model, pretrained)
+    name, pretrained = model_to_load(request.model, model, pretrained, what="the request")
     samples = _samples(request, images, prompts)
     model_identity = request.model
     emb = embed(samples, name, pretrained, cache_dir=cache_dir, progress=progress)
@@ -200,22 +201,6 @@ def check_generated(request: Any, images: Any, *, prompts: Sequence[Any] | None 
         table["x"], table["y"] = xy[:, 0], xy[:, 1]
     per = _coverage_table(request, emb.vectors, table, random_state)
     return GenerationCheck(request, emb, table, per, _verdict(per.loc["all"], request))
-
-
-def _model_to_load(identity: dict, model: str | None, pretrained: str | None) -> tuple[str, str | None]:
-    """The model to embed with: the caller's, or the request's when loading it reads no local file."""
-    if model is not None:
-        return model, pretrained
-    name, tag = identity.get("name"), identity.get("pretrained")
-    if not isinstance(name, str) or not name:
-        raise DataexploreError("the request names no embedding model: pass model= (the one its gap was embedded with)")
-    files = (".pt", ".pth", ".bin", ".safetensors")
-    local = [v for v in (name, tag) if isinstance(v, str) and
-             (v.startswith("local-dir:") or "/" in v or "\\" in v or v.endswith(files))]
-    if local:
-        raise DataexploreError(f"the request names a local model ({local[0]!r}); a request does not choose files to "
-                               "load: pass model= (and pretrained=) yourself")
-    return name, tag if isinstance(tag, str) else None
 
 
 def _check_made_for(folder: Path, request) -> None:

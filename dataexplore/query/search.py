@@ -85,7 +85,8 @@ class SearchResult:
 
 
 def search(query: Any, pool: Any, top: int | None = 100, *, exclude_selected: bool = True,
-           matches_only: bool = False, progress: bool = True, **embed_kwargs) -> SearchResult:
+           matches_only: bool = False, progress: bool = True, model: str | None = None, pretrained: str | None = None,
+           **embed_kwargs) -> SearchResult:
     """Rank the images of ``pool`` by ``query``.
 
     Parameters
@@ -100,6 +101,11 @@ def search(query: Any, pool: Any, top: int | None = 100, *, exclude_selected: bo
         Leave out pool images whose ids are among the query's own selected ids.
     matches_only : bool
         Return only candidates at or above the query's threshold.
+    model, pretrained : str, optional
+        The model to embed ``pool`` with; it must be the query's (its weights are compared). Default:
+        the one the query names, when that is a built-in model or an open_clip architecture with a
+        weights tag. A query naming a local folder or weights file does not choose files to load
+        (a query may come from elsewhere): pass ``model=`` (and ``pretrained=``) yourself.
     **embed_kwargs
         Passed to :func:`dataexplore.embed` (``device``, ``batch_size``, ``cache_dir``, ...).
 
@@ -115,7 +121,7 @@ def search(query: Any, pool: Any, top: int | None = 100, *, exclude_selected: bo
     """
     if top is not None and (not isinstance(top, (int, np.integer)) or isinstance(top, bool) or top < 1):
         raise DataexploreError(f"top must be a positive integer or None, got {top!r}")
-    emb = _pool_embeddings(query, pool, progress=progress, **embed_kwargs)
+    emb = _pool_embeddings(query, pool, progress=progress, model=model, pretrained=pretrained, **embed_kwargs)
     keep = np.ones(len(emb), bool)
     if exclude_selected and len(query.ids):
         keep = ~np.isin(emb.ids, query.ids)
@@ -142,19 +148,21 @@ def search(query: Any, pool: Any, top: int | None = 100, *, exclude_selected: bo
                         expected_matches=expected)
 
 
-def _pool_embeddings(query: Any, pool: Any, *, progress: bool, **embed_kwargs) -> Embeddings:
+def _pool_embeddings(query: Any, pool: Any, *, progress: bool, model: str | None = None,
+                     pretrained: str | None = None, **embed_kwargs) -> Embeddings:
     if isinstance(pool, Embeddings):
         emb = pool
     else:
         from ..embedding.inputs import as_analysed
+        from ..models.trust import model_to_load
 
-        name = query.model.get("name")
-        if not name:
+        if not query.model.get("name") and model is None:
             field = query.model.get("field")
             hint = (f"dx.fiftyone.embed(pool, model=None, field={field!r})" if field else "the pool's Embeddings")
             raise DataexploreError("this query's vectors came from elsewhere, so dataexplore cannot embed a pool "
                                    f"for it: pass {hint}")
-        emb = as_analysed(pool, name, pretrained=query.model.get("pretrained"), progress=progress, **embed_kwargs)
+        name, tag = model_to_load(query.model, model, pretrained, what=f"the query {query.name!r}")
+        emb = as_analysed(pool, name, pretrained=tag, progress=progress, **embed_kwargs)
     check_model(query, emb)
     return emb
 
