@@ -128,3 +128,19 @@ def kernel_run(page, code: str) -> str:
     if result["status"] != "ok":
         raise AssertionError(f"kernel code failed: {result['error'] or result['status']}\n{code}")
     return result["text"]
+
+
+def selection_after(out: Path, page, action, timeout: float = 30.0) -> dict:
+    """Do ``action`` in ``page`` and return what the notebook's ``on_select`` callback wrote to ``out``
+    (JSON), once both the file and the widget's ``data-selection-seq`` have changed."""
+    before = out.stat().st_mtime_ns if out.exists() else 0
+    seq = page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq")
+    action()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if out.exists() and out.stat().st_mtime_ns != before and \
+                page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq") != seq:
+            time.sleep(0.2)
+            return json.loads(out.read_text())
+        time.sleep(0.05)
+    raise AssertionError("Python never received the selection")

@@ -3,15 +3,12 @@ mouse make exactly the selection pandas computes; a lasso on the map shows its r
 
 from __future__ import annotations
 
-import json
-import time
-
 import numpy as np
 import pytest
 
 from dataexplore.core.selection import points_in_polygon
 
-from .harness import ARTIFACTS, open_and_run, write_notebook
+from .harness import ARTIFACTS, open_and_run, selection_after, write_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -47,21 +44,6 @@ def _data():
     return scope["xy"], scope["table"]
 
 
-def _selection_after(lab, page, action, timeout=30.0):
-    out = lab["root"] / "selection.json"
-    before = out.stat().st_mtime_ns if out.exists() else 0
-    seq = page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq")
-    action()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if out.exists() and out.stat().st_mtime_ns != before and \
-                page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq") != seq:
-            time.sleep(0.2)
-            return json.loads(out.read_text())
-        time.sleep(0.05)
-    raise AssertionError("Python never received the selection")
-
-
 def _shown_counts(page, name: str, total: int) -> list[int]:
     """The highlighted counts a chart shows, once it shows ``total`` rows in all."""
     chart = f".dx-chart[data-name='{name}']"
@@ -90,15 +72,16 @@ def test_click_brush_and_lasso_link_the_charts_and_the_map(lab, page):
     # click a bar: the selection is exactly that label's rows
     label_chart.scroll_into_view_if_needed()
     chosen = names[1]
-    got = _selection_after(lab, page, lambda: label_chart.locator(".dx-bar-row").nth(1).click())
+    got = selection_after(lab["root"] / "selection.json", page,
+                          lambda: label_chart.locator(".dx-bar-row").nth(1).click())
     assert got["shape"] == "filter" and got["filters"] == {"label": {"categories": [chosen]}}
     assert got["indices"] == np.flatnonzero(table.label == chosen).tolist()
     # Shift+click adds a bar (JupyterLab must not take it for a cell selection), again removes it
     bars = label_chart.locator(".dx-bar-row")
-    got = _selection_after(lab, page, lambda: bars.nth(3).click(modifiers=["Shift"]))
+    got = selection_after(lab["root"] / "selection.json", page, lambda: bars.nth(3).click(modifiers=["Shift"]))
     assert got["filters"] == {"label": {"categories": [chosen, names[3]]}}
     assert got["indices"] == np.flatnonzero(table.label.isin([chosen, names[3]])).tolist()
-    got = _selection_after(lab, page, lambda: bars.nth(3).click(modifiers=["Shift"]))
+    got = selection_after(lab["root"] / "selection.json", page, lambda: bars.nth(3).click(modifiers=["Shift"]))
     assert got["indices"] == np.flatnonzero(table.label == chosen).tolist()
     # the histogram now highlights that label's scores (the other chart's filter)
     finite = np.isfinite(table.score)
@@ -121,7 +104,7 @@ def test_click_brush_and_lasso_link_the_charts_and_the_map(lab, page):
         page.mouse.down()
         page.mouse.move(xb, y, steps=8)
         page.mouse.up()
-    got = _selection_after(lab, page, brush)
+    got = selection_after(lab["root"] / "selection.json", page, brush)
     lo, hi = got["filters"]["score"]["range"]
     assert (lo, hi) == (edges[a], edges[b + 1])  # snapped to the edges of the bins under the mouse
     assert got["filters"]["label"] == {"categories": [chosen]} and got["provenance"] == got["filters"]
@@ -136,7 +119,8 @@ def test_click_brush_and_lasso_link_the_charts_and_the_map(lab, page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "charts-brush.png"))
     # the score chart's × removes its filter only
-    got = _selection_after(lab, page, lambda: page.locator(".dx-chart[data-name='score'] .dx-chart-reset").click())
+    got = selection_after(lab["root"] / "selection.json", page,
+                          lambda: page.locator(".dx-chart[data-name='score'] .dx-chart-reset").click())
     assert got["filters"] == {"label": {"categories": [chosen]}}
     assert got["indices"] == np.flatnonzero(table.label == chosen).tolist()
     assert not page.locator(".dx-chart[data-name='score'] .dx-brush").is_visible()
@@ -154,7 +138,7 @@ def test_click_brush_and_lasso_link_the_charts_and_the_map(lab, page):
         for p in path[1:] + path[:1]:
             page.mouse.move(*p, steps=3)
         page.mouse.up()
-    got = _selection_after(lab, page, lasso)
+    got = selection_after(lab["root"] / "selection.json", page, lasso)
     assert got["shape"] == "lasso" and got["filters"] == {}
     sel = np.array(got["indices"])
     assert len(sel) > 100
@@ -170,7 +154,7 @@ def test_click_brush_and_lasso_link_the_charts_and_the_map(lab, page):
     page.screenshot(path=str(ARTIFACTS / "charts-lasso.png"))
 
     # Esc clears the selection; the charts show no highlight
-    got = _selection_after(lab, page, lambda: page.keyboard.press("Escape"))
+    got = selection_after(lab["root"] / "selection.json", page, lambda: page.keyboard.press("Escape"))
     assert got["indices"] == []
     page.wait_for_function("() => document.querySelector('.dx-charts').dataset.countsMode === 'none'")
     assert page.dialogs == [] and page.locator(".dx-error").count() == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import dataexplore as dx
 from dataexplore.core.selection import points_in_polygon
 
-from .harness import ARTIFACTS, open_and_run, write_notebook
+from .harness import ARTIFACTS, open_and_run, selection_after, write_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 N = 10000
@@ -69,21 +68,6 @@ def _island(xy, labels):
     return best[1], best[2]
 
 
-def _selection_after(lab, page, action, timeout=30.0):
-    out = lab["root"] / "selection.json"
-    before = out.stat().st_mtime_ns if out.exists() else 0
-    seq = page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq")
-    action()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if out.exists() and out.stat().st_mtime_ns != before and \
-                page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq") != seq:
-            time.sleep(0.2)
-            return json.loads(out.read_text())
-        time.sleep(0.05)
-    raise AssertionError("Python never received the selection")
-
-
 def _highlighted(page):
     return page.eval_on_selector(".dx-explorer >> nth=0", "el => el.dxSelected()")
 
@@ -127,7 +111,7 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     # lasso around one island, with the mouse, in the default mode
     cls, hull = _island(xy, labels)
     path = _pixels(page, hull)
-    got = _selection_after(lab, page, _lasso(page, path))
+    got = selection_after(lab["root"] / "selection.json", page, _lasso(page, path))
     sel = np.array(got["indices"])
     assert got["shape"] == "lasso" and len(sel) > 50
     assert sorted(_highlighted(page)) == sorted(sel.tolist())  # Python holds exactly what is shown
@@ -153,7 +137,7 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
         page.mouse.down()
         page.mouse.move(px1, py1, steps=8)
         page.mouse.up()
-    got = _selection_after(lab, page, box)
+    got = selection_after(lab["root"] / "selection.json", page, box)
     sel = np.array(got["indices"])
     assert got["shape"] == "box"
     np.testing.assert_array_equal(np.flatnonzero(points_in_polygon(xy, np.array(got["polygon"]))), np.sort(sel))
@@ -169,8 +153,8 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     gaps = [np.sort(np.linalg.norm(xy - xy[i], axis=1))[1] for i in far]  # clicks need a lone point
     outside = int(far[int(np.argmax(gaps))])
     (cx, cy), = _pixels(page, [xy[outside]])
-    got = _selection_after(lab, page, lambda: page.keyboard.down("Shift") or page.mouse.click(cx, cy)
-                           or page.keyboard.up("Shift"))
+    got = selection_after(lab["root"] / "selection.json", page,
+                          lambda: page.keyboard.down("Shift") or page.mouse.click(cx, cy) or page.keyboard.up("Shift"))
     assert outside in got["indices"] and len(got["indices"]) == len(sel) + 1
 
     # hover shows the image and its id
@@ -183,7 +167,7 @@ def test_lasso_box_click_hover_in_jupyterlab(lab, page, fashion_map):
     page.screenshot(path=str(ARTIFACTS / "explorer-hover.png"))
 
     # Esc clears
-    got = _selection_after(lab, page, lambda: page.keyboard.press("Escape"))
+    got = selection_after(lab["root"] / "selection.json", page, lambda: page.keyboard.press("Escape"))
     assert got["indices"] == [] and _highlighted(page) == []
 
 
@@ -217,7 +201,7 @@ def test_lasso_and_hover_in_notebook7(lab, page, fashion_map):
     page.wait_for_selector(".dx-explorer[data-ready='true']", timeout=240_000)
     page.locator(".dx-explorer").first.scroll_into_view_if_needed()
     cls, hull = _island(xy, labels)
-    got = _selection_after(lab, page, _lasso(page, _pixels(page, hull)))
+    got = selection_after(lab["root"] / "selection.json", page, _lasso(page, _pixels(page, hull)))
     assert len(got["indices"]) > 50 and sorted(_highlighted(page)) == sorted(got["indices"])
     row = got["indices"][0]
     (x, y), = _pixels(page, [xy[row]])
@@ -257,7 +241,7 @@ big"""]
         page.mouse.move(box["x"] + box["width"] - 160, box["y"] + box["height"] - 2, steps=6)
         page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=2)
         page.mouse.up()
-    got = _selection_after(lab, page, select_all, timeout=120)
+    got = selection_after(lab["root"] / "selection.json", page, select_all, timeout=120)
     assert got["n"] == 1_000_000 and got["indices"] == [0, 999_999]
     page.wait_for_function("() => document.querySelector('.dx-explorer').dataset.selected === '1000000'",
                            timeout=60_000)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .harness import ARTIFACTS, open_and_run, write_notebook
+from .harness import ARTIFACTS, open_and_run, selection_after, write_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -43,21 +43,6 @@ with open(os.environ["DX_TEST_OUT"] + ".groups", "w") as f:
 ]
 
 
-def _selection_after(out, page, action, timeout=30.0):
-    """Do ``action`` and return what the notebook's callback wrote to ``out`` once the view updated."""
-    before = out.stat().st_mtime_ns if out.exists() else 0
-    seq = page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq")
-    action()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if out.exists() and out.stat().st_mtime_ns != before and \
-                page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq") != seq:
-            time.sleep(0.2)
-            return json.loads(out.read_text())
-        time.sleep(0.05)
-    raise AssertionError("Python never received the selection")
-
-
 def _json_when_written(path, timeout=120.0):
     deadline = time.time() + timeout
     while not path.exists() and time.time() < deadline:
@@ -79,7 +64,7 @@ def test_clicking_analysis_groups_selects_them_in_python(lab, page):
     assert rows.nth(0).locator("td").nth(0).inner_text() == "slice 1"
     assert "Bag" in rows.nth(0).inner_text()  # the planted slice, named in words
 
-    got = _selection_after(lab["root"] / "selection.json", page, lambda: rows.nth(0).click())
+    got = selection_after(lab["root"] / "selection.json", page, lambda: rows.nth(0).click())
     assert got["ids"] == expected["0"] and got["shape"] == "group" and got["group"] == "slice 1"
     page.wait_for_function("() => document.querySelector('.dx-explorer').dataset.selected === "
                            f"'{len(expected['0'])}'", timeout=20_000)
@@ -88,7 +73,7 @@ def test_clicking_analysis_groups_selects_them_in_python(lab, page):
     assert highlighted == len(expected["0"])
 
     if len(expected) > 1:
-        got = _selection_after(lab["root"] / "selection.json", page, lambda: rows.nth(1).click(modifiers=["Shift"]))
+        got = selection_after(lab["root"] / "selection.json", page, lambda: rows.nth(1).click(modifiers=["Shift"]))
         assert got["ids"] == sorted(set(expected["0"]) | set(expected["1"])) and got["shape"] == "combined"
         assert "dx-group-active" not in (rows.nth(0).get_attribute("class") or "")
 
@@ -169,7 +154,7 @@ def test_clicking_rows_of_a_duck_typed_result_selects_exactly_its_groups(lab, pa
     assert widget.locator(".dx-legend-none").inner_text().split() == ["no", "value", "290"]
 
     third = expected["rows"][2]
-    got = _selection_after(out, page, lambda: rows.nth(2).click())
+    got = selection_after(out, page, lambda: rows.nth(2).click())
     assert got["indices"] == third and got["shape"] == "group"
     assert got["group"] == expected["names"][2] and got["analysis"] == "Labels <i>(a fake result)</i>"
     assert widget.get_attribute("data-selected") == str(len(third))
@@ -178,13 +163,13 @@ def test_clicking_rows_of_a_duck_typed_result_selects_exactly_its_groups(lab, pa
     assert widget.locator(".dx-group-active").count() == 1
 
     both = sorted(set(third) | set(expected["rows"][5]))
-    got = _selection_after(out, page, lambda: rows.nth(5).click(modifiers=["Shift"]))
+    got = selection_after(out, page, lambda: rows.nth(5).click(modifiers=["Shift"]))
     assert got["indices"] == both and got["shape"] == "combined"
     assert widget.get_attribute("data-selected") == str(len(both))
     assert page.eval_on_selector(".dx-explorer", "el => el.dxSelected()") == both
     assert widget.locator(".dx-group-active").count() == 0  # a union is no single row
 
-    got = _selection_after(out, page, lambda: rows.nth(2).click(modifiers=["Alt"]))
+    got = selection_after(out, page, lambda: rows.nth(2).click(modifiers=["Alt"]))
     assert got["indices"] == expected["rows"][5]
     ARTIFACTS.mkdir(exist_ok=True)
     widget.screenshot(path=str(ARTIFACTS / "groups-fake-result.png"))

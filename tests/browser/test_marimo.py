@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import secrets
 import signal
@@ -24,7 +23,7 @@ import pytest
 import dataexplore as dx
 from dataexplore.core.selection import points_in_polygon
 
-from .harness import ARTIFACTS, CHROMIUM, _free_port
+from .harness import ARTIFACTS, CHROMIUM, _free_port, selection_after
 from .test_explorer_lab import _highlighted, _island, _lasso, _pixels
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -133,20 +132,6 @@ def marimo_page(request, tmp_path_factory, browser):
         context.close()
 
 
-def _selection_after(out: Path, page, action, timeout=30.0) -> dict:
-    before = out.stat().st_mtime_ns if out.exists() else 0
-    seq = page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq")
-    action()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if out.exists() and out.stat().st_mtime_ns != before and \
-                page.get_attribute(".dx-explorer >> nth=0", "data-selection-seq") != seq:
-            time.sleep(0.2)
-            return json.loads(out.read_text())
-        time.sleep(0.05)
-    raise AssertionError("Python never received the selection")
-
-
 def _distance_to_outline(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """Each point's distance to the nearest edge of the closed ``polygon``."""
     a, b = polygon, np.roll(polygon, -1, axis=0)
@@ -180,7 +165,7 @@ def test_marimo_map_lasso_python_selection_and_hover(marimo_page):
     # a lasso around one island, with the mouse
     cls, hull = _island(xy, labels)
     path = _pixels(page, hull)
-    got = _selection_after(out, page, _lasso(page, path))
+    got = selection_after(out, page, _lasso(page, path))
     sel = np.array(got["indices"])
     assert got["shape"] == "lasso" and len(sel) > 50
     assert sorted(_highlighted(page)) == sorted(sel.tolist())  # Python holds exactly what is shown
@@ -201,7 +186,7 @@ def test_marimo_map_lasso_python_selection_and_hover(marimo_page):
     # a selection made in Python (a cell calls ex.select) shows on the map
     other = next(c for c in ["Sandal", "Trouser", "Bag"] if c != cls)
     dropdown = page.locator("select").filter(has=page.locator(f"option:text-is('{other}')")).first
-    got = _selection_after(out, page, lambda: dropdown.select_option(other))
+    got = selection_after(out, page, lambda: dropdown.select_option(other))
     expected = np.flatnonzero(labels == other)
     assert got["shape"] == "ids" and got["indices"] == expected.tolist()
     assert sorted(_highlighted(page)) == expected.tolist()
