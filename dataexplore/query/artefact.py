@@ -27,7 +27,7 @@ import pandas as pd
 from ..core.errors import DataexploreError, SourceError
 from ..core.ids import rows_of
 from . import probe as _probe
-from .jsonsafe import now as _now, rounded as _rounded
+from .jsonsafe import now as _now, read_meta, rounded as _rounded
 
 FORMAT = "dataexplore.query/1"
 _ARRAYS = ("vectors", "centroid", "coef", "text_vector")
@@ -240,18 +240,7 @@ def load_query(path: str | os.PathLike) -> Query:
     """
     path = Path(path).expanduser()
     meta_path = path / "query.json"
-    if not meta_path.is_file():
-        raise SourceError(f"{path} is not a saved query (no query.json)")
-    if meta_path.stat().st_size > MAX_JSON_BYTES:
-        raise SourceError(f"{meta_path} is {meta_path.stat().st_size:,} bytes: too large for a query")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise SourceError(f"{meta_path} is not valid UTF-8 JSON ({str(exc)[:200]})") from None
-    if not isinstance(meta, dict):
-        raise SourceError(f"{meta_path} must hold a JSON object, got {type(meta).__name__}")
-    if meta.get("format") != FORMAT:
-        raise SourceError(f"{path}: unknown query format {meta.get('format')!r} (this version reads {FORMAT})")
+    meta = read_meta(path, "query.json", "query", FORMAT, MAX_JSON_BYTES)
     check = _Checker(meta_path)
     name = check.text(meta, "name")
     method = check.choice(meta, "method", ("probe", "knn", "text"))

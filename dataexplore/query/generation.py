@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import DataexploreError, SourceError
-from .jsonsafe import rounded as _rounded
+from .jsonsafe import read_meta, rounded as _rounded
 
 FORMAT = "dataexplore.generation/1"
 _FLOATS = ("gap_vectors", "reference_vectors", "exemplar_vectors")
@@ -223,18 +223,7 @@ def load_generation(path: str | os.PathLike) -> GenerationRequest:
     """
     path = Path(path).expanduser()
     meta_path = path / "request.json"
-    if not meta_path.is_file():
-        raise SourceError(f"{path} is not a saved generation request (no request.json)")
-    if meta_path.stat().st_size > MAX_JSON_BYTES:
-        raise SourceError(f"{meta_path} is {meta_path.stat().st_size:,} bytes: too large for a request")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise SourceError(f"{meta_path} is not valid UTF-8 JSON ({str(exc)[:200]})") from None
-    if not isinstance(meta, dict):
-        raise SourceError(f"{meta_path} must hold a JSON object, got {type(meta).__name__}")
-    if meta.get("format") != FORMAT:
-        raise SourceError(f"{path}: unknown request format {meta.get('format')!r} (this version reads {FORMAT})")
+    meta = read_meta(path, "request.json", "request", FORMAT, MAX_JSON_BYTES, title="generation request")
 
     def fail(key: str, want: str) -> SourceError:
         return SourceError(f"{meta_path}: {key!r} must be {want}, got {str(meta.get(key))[:40]!r}")
